@@ -1,0 +1,3 @@
+from flowgate.cli import app
+
+app(prog_name="flowgate")

@@ -1,0 +1,135 @@
+"""Who is calling: resolving a bearer credential to a principal and checking its role in an org."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowgate.core.db import utcnow
+from flowgate.core.deps import SessionDep, SettingsDep
+from flowgate.core.errors import DomainError, Forbidden, NotAuthenticated, NotFound
+from flowgate.core.security import (
+    ACCESS_TOKEN_TYPE,
+    API_KEY_PREFIX,
+    bearer_token,
+    decode_jwt,
+    digest,
+)
+from flowgate.orgs.models import ApiKey, Membership, Role, User
+
+
+@dataclass
+class Principal:
+    """A signed-in user or an API key, with the role it holds in each organisation."""
+
+    roles: dict[uuid.UUID, Role] = field(default_factory=dict)
+    user: User | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def is_superuser(self) -> bool:
+        return bool(self.user and self.user.is_superuser)
+
+    @property
+    def actor_id(self) -> uuid.UUID | None:
+        return self.user.id if self.user else None
+
+    @property
+    def label(self) -> str:
+        if self.user:
+            return f"user:{self.user.id}"
+        return f"api_key:{self.api_key.id}" if self.api_key else "anonymous"
+
+
+@dataclass(frozen=True)
+class OrgAccess:
+    """The organisation a management request acts on, and the caller's role there."""
+
+    org_id: uuid.UUID
+    role: Role
+    principal: Principal
+
+
+async def load_principal(session: AsyncSession, token: str, signing_key: str) -> Principal | None:
+    if token.startswith(API_KEY_PREFIX):
+        key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(token)))
+        if key is None or key.revoked_at is not None:
+            return None
+        key.last_used_at = utcnow()
+        return Principal(roles={key.org_id: key.role}, api_key=key)
+    claims = decode_jwt(token, signing_key, ACCESS_TOKEN_TYPE)
+    if claims is None:
+        return None
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError:
+        return None
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    rows = await session.execute(
+        select(Membership.org_id, Membership.role).where(Membership.user_id == user.id)
+    )
+    return Principal(roles={org_id: role for org_id, role in rows.all()}, user=user)
+
+
+async def current_principal(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> Principal:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise NotAuthenticated()
+    principal = await load_principal(session, token, settings.signing_key)
+    if principal is None:
+        raise NotAuthenticated("Invalid credentials")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def resolve_org(principal: Principal, org_id: uuid.UUID | None, minimum: Role) -> OrgAccess:
+    """Pick the organisation of a request and check the caller's role in it.
+
+    An org the caller does not belong to is reported as not found (404), never as forbidden,
+    so the API does not reveal which organisations exist.
+    """
+    if org_id is None:
+        if len(principal.roles) != 1:
+            raise DomainError("org_id is required: you belong to several organizations")
+        org_id = next(iter(principal.roles))
+    role = principal.roles.get(org_id)
+    if role is None:
+        raise NotFound("Organization not found")
+    if role.rank < minimum.rank:
+        raise Forbidden(f"Requires the {minimum.value} role in this organization")
+    return OrgAccess(org_id=org_id, role=role, principal=principal)
+
+
+OrgIdQuery = Annotated[
+    uuid.UUID | None,
+    Query(description="Organization; optional when the caller belongs to only one"),
+]
+
+
+async def _viewer(principal: PrincipalDep, org_id: OrgIdQuery = None) -> OrgAccess:
+    return resolve_org(principal, org_id, Role.viewer)
+
+
+async def _operator(principal: PrincipalDep, org_id: OrgIdQuery = None) -> OrgAccess:
+    return resolve_org(principal, org_id, Role.operator)
+
+
+async def _admin(principal: PrincipalDep, org_id: OrgIdQuery = None) -> OrgAccess:
+    return resolve_org(principal, org_id, Role.admin)
+
+
+#: Dependencies for endpoints needing at least that role in the request's organisation.
+ViewerAccess = Annotated[OrgAccess, Depends(_viewer)]
+OperatorAccess = Annotated[OrgAccess, Depends(_operator)]
+AdminAccess = Annotated[OrgAccess, Depends(_admin)]

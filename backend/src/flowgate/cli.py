@@ -1,0 +1,224 @@
+"""The ``flowgate`` command: serve, migrate, and script every setup step.
+
+Secrets a command creates (tokens, keys) are the only thing it prints on stdout, so
+``TOKEN=$(flowgate tokens create ...)`` works; everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowgate.core.db import Database
+from flowgate.core.errors import DomainError
+from flowgate.core.settings import Settings
+from flowgate.orgs.models import Role
+
+app = typer.Typer(help="FlowGate: control plane for OpenTelemetry Collector gateways.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
+users_app = typer.Typer(help="Users.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Registration tokens for gateways.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="api-keys")
+app.add_typer(tokens_app, name="tokens")
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the variable at fault
+        err.print(f"[red]Invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _run(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate, then run ``action`` in one committed unit of work; domain errors exit 1."""
+    from flowgate.core.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url)
+
+    async def main() -> T:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.sessionmaker() as session:
+                result = await action(session)
+                await session.commit()
+                return result
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default FLOWGATE_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default FLOWGATE_PORT")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Apply migrations and serve the API, the UI and the OpAMP endpoints."""
+    import os
+
+    import uvicorn
+
+    from flowgate.core.logging import configure_logging
+    from flowgate.core.migrate import upgrade
+
+    settings = _settings()
+    if host:
+        os.environ["FLOWGATE_HOST"] = host
+    if port:
+        os.environ["FLOWGATE_PORT"] = str(port)
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    _ = settings.signing_key  # create the persisted key before workers race for it
+    err.print(f"FlowGate serving on http://{settings.host}:{settings.port}")
+    uvicorn.run(
+        "flowgate.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.opamp_max_message_bytes,
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+        backlog=4096,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Bring the database schema up to date (safe to repeat)."""
+    from flowgate.core.migrate import upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url, revision)
+    err.print("database is up to date")
+
+
+@orgs_app.command("create")
+def orgs_create(name: str) -> None:
+    from flowgate.orgs import service
+
+    async def action(session: AsyncSession) -> Any:
+        return await service.create_org(session, name)
+
+    org = _run(action)
+    typer.echo(str(org.id))
+
+
+@orgs_app.command("list")
+def orgs_list() -> None:
+    from sqlalchemy import select
+
+    from flowgate.orgs.models import Organization
+
+    async def action(session: AsyncSession) -> list[Any]:
+        return list(await session.scalars(select(Organization).order_by(Organization.name)))
+
+    for org in _run(action):
+        typer.echo(f"{org.id}\t{org.name}")
+
+
+@users_app.command("create")
+def users_create(
+    email: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    org: Annotated[str, typer.Option(help="organization name")],
+    role: Annotated[Role, typer.Option()] = Role.viewer,
+    superuser: Annotated[bool, typer.Option(help="may create organizations")] = False,
+) -> None:
+    from flowgate.orgs import service
+
+    if len(password) < 8:
+        err.print("[red]error:[/red] password must be at least 8 characters")
+        raise typer.Exit(2)
+
+    async def action(session: AsyncSession) -> Any:
+        target = await service.get_org_by_name(session, org)
+        return await service.create_user(
+            session, email, password, org_id=target.id, role=role, is_superuser=superuser
+        )
+
+    user = _run(action)
+    typer.echo(str(user.id))
+
+
+@keys_app.command("create")
+def api_keys_create(
+    org: Annotated[str, typer.Option(help="organization name")],
+    role: Annotated[Role, typer.Option()] = Role.viewer,
+    name: Annotated[str, typer.Option()] = "cli",
+) -> None:
+    """Create an API key and print it (shown once)."""
+    from flowgate.orgs import service
+
+    async def action(session: AsyncSession) -> str:
+        target = await service.get_org_by_name(session, org)
+        return (await service.create_api_key(session, target.id, name, role)).key
+
+    typer.echo(_run(action))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    org: Annotated[str, typer.Option(help="organization name")],
+    name: Annotated[str, typer.Option(help="what the token is for")],
+    expires_in_days: Annotated[int, typer.Option(min=1, max=3650)] = 30,
+    max_uses: Annotated[int, typer.Option(min=1, help="registrations allowed")] = 1,
+    unlimited: Annotated[bool, typer.Option(help="no limit on registrations")] = False,
+) -> None:
+    """Create a registration token and print it (shown once)."""
+    from flowgate.orgs import service as orgs
+    from flowgate.tokens import service
+
+    async def action(session: AsyncSession) -> str:
+        target = await orgs.get_org_by_name(session, org)
+        issued = await service.create_token(
+            session, target.id, name, expires_in_days, None if unlimited else max_uses
+        )
+        return issued.token
+
+    typer.echo(_run(action))
+
+
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document (no server or database needed)."""
+    from flowgate.main import create_app
+
+    json.dump(create_app(Settings(secret_key="x" * 40)).openapi(), sys.stdout, indent=2)  # type: ignore[arg-type]
+    sys.stdout.write("\n")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,103 @@
+"""Domain errors that carry their HTTP status, and the handlers that render them.
+
+Every error body is ``{"detail": "<message>"}`` like FastAPI's own, so clients parse one shape.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    status_code = 400
+    detail = "Bad request"
+    headers: dict[str, str] | None = None
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.detail)
+        if detail is not None:
+            self.detail = detail
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+    detail = "Not authenticated"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InvalidRegistrationToken(NotAuthenticated):
+    detail = "Invalid or expired registration token"
+
+
+class InvalidOpAMPToken(NotAuthenticated):
+    detail = "Invalid OpAMP token"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    detail = "Insufficient permissions"
+
+
+class InstanceMismatch(Forbidden):
+    detail = "Instance ID does not match token"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    detail = "Not found"
+
+
+class GatewayNotFound(NotFound):
+    detail = "Gateway not found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    detail = "Conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    detail = "Request body too large"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts) or "Invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Keep FastAPI's structured list too, but lead with a readable message.
+        errors = [
+            {k: v for k, v in e.items() if k in {"loc", "msg", "type"}} for e in exc.errors()[:20]
+        ]
+        return JSONResponse(
+            {"detail": _validation_message(exc), "errors": errors}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail}, exc.status_code, headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return JSONResponse({"detail": "Internal server error"}, status_code=500)

@@ -1,0 +1,125 @@
+"""One typed settings object, read from ``FLOWGATE_*`` environment variables."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "changethis", "flowgate"}
+
+
+class Settings(BaseSettings):
+    """Process configuration. Every field maps to ``FLOWGATE_<NAME>``.
+
+    The secret key, when not given, is generated once and persisted in the data directory with
+    0600 permissions so tokens survive restarts; it is never logged.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLOWGATE_", extra="ignore")
+
+    environment: str = "production"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    secret_key: SecretStr | None = None
+    public_url: str | None = None
+    redis_url: str | None = None
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    bootstrap_admin_email: str = "admin@flowgate.local"
+    bootstrap_admin_password: SecretStr | None = None
+
+    access_token_ttl_minutes: int = Field(default=12 * 60, ge=1)
+    opamp_token_ttl_days: int = Field(default=365, ge=1)
+    registration_token_default_days: int = Field(default=30, ge=1)
+
+    health_healthy_seconds: float = Field(default=60, gt=0)
+    health_warning_seconds: float = Field(default=300, gt=0)
+
+    #: How often buffered heartbeat state (last_seen, versions, metrics) is written in one batch.
+    flush_interval_seconds: float = Field(default=5.0, gt=0, le=30)
+    #: Native OpAMP agents that send nothing for this many heartbeat intervals are marked inactive.
+    opamp_heartbeat_interval_seconds: int = Field(default=30, ge=1)
+    opamp_missed_heartbeats: int = Field(default=3, ge=2)
+    opamp_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    opamp_max_connections: int = Field(default=50_000, ge=1)
+    #: Agent messages per second above which HTTP polls are answered 503 + Retry-After.
+    opamp_max_messages_per_second: float = Field(default=5_000, gt=0)
+    opamp_retry_after_seconds: int = Field(default=30, ge=1)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    summary_cache_seconds: float = Field(default=2.0, ge=0)
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"production", "development", "test"}:
+            raise ValueError("must be production, development or test")
+        return value
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Settings:
+        if self.health_warning_seconds < self.health_healthy_seconds:
+            raise ValueError("FLOWGATE_HEALTH_WARNING_SECONDS must be >= HEALTHY_SECONDS")
+        if self.secret_key is not None:
+            raw = self.secret_key.get_secret_value()
+            if raw.lower() in _PLACEHOLDER_SECRETS or len(raw) < 32:
+                raise ValueError(
+                    "FLOWGATE_SECRET_KEY must be at least 32 characters and not a placeholder"
+                )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'flowgate.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def opamp_endpoint(self) -> str:
+        return f"{self.resolved_public_url}/api/v1/opamp/v1/opamp"
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The JWT signing key: the configured one, else one generated and kept in the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race; use its key
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        log.info("generated a secret key", extra={"path": str(path)})
+        return key
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,44 @@
+"""The seed's REST agent endpoints, authenticated with the gateway's OpAMP token."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header
+
+from flowgate.core.deps import SessionDep
+from flowgate.core.runtime import RuntimeDep
+from flowgate.core.security import bearer_token
+from flowgate.gateways import service
+from flowgate.gateways.schemas import ConfigOut, HeartbeatRequest, HeartbeatResponse
+
+router = APIRouter(prefix="/api/v1/opamp", tags=["agent"])
+
+AuthHeader = Annotated[str | None, Header(include_in_schema=False)]
+
+
+@router.post("/heartbeat/{instance_id}", operation_id="gateway_heartbeat")
+async def gateway_heartbeat(
+    instance_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    body: Annotated[HeartbeatRequest | None, Body()] = None,
+    authorization: AuthHeader = None,
+) -> HeartbeatResponse:
+    ident = await runtime.identities.authenticate(session, bearer_token(authorization))
+    service.check_instance(ident, instance_id)
+    service.heartbeat(runtime, ident, body)
+    return HeartbeatResponse(gateway_id=ident.gateway_id)
+
+
+@router.get("/config/{instance_id}", operation_id="gateway_config")
+async def gateway_config(
+    instance_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    authorization: AuthHeader = None,
+) -> ConfigOut:
+    ident = await runtime.identities.authenticate(session, bearer_token(authorization))
+    service.check_instance(ident, instance_id)
+    gateway = await service.get_gateway(session, runtime, ident.org_id, ident.gateway_id)
+    return await service.config_out(session, gateway)

@@ -1,0 +1,92 @@
+"""Checking OpAMP tokens, with a short-lived cache so a heartbeat costs no database read.
+
+A revocation on this replica drops the entry at once; other replicas notice within
+``TTL_SECONDS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowgate.core.errors import InvalidOpAMPToken
+from flowgate.core.security import OPAMP_TOKEN_TYPE, decode_jwt, digest, digests_equal
+from flowgate.gateways.models import Gateway, GatewayStatus
+
+log = logging.getLogger(__name__)
+
+TTL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class GatewayIdentity:
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    instance_id: str
+    name: str
+    token_digest: str | None
+    status: GatewayStatus
+
+
+class IdentityCache:
+    def __init__(self, signing_key: str, ttl: float = TTL_SECONDS) -> None:
+        self._key = signing_key
+        self._ttl = ttl
+        self._entries: dict[uuid.UUID, tuple[float, GatewayIdentity]] = {}
+
+    def invalidate(self, gateway_id: uuid.UUID) -> None:
+        self._entries.pop(gateway_id, None)
+
+    def put(self, gateway: Gateway) -> GatewayIdentity:
+        ident = GatewayIdentity(
+            gateway.id,
+            gateway.org_id,
+            gateway.instance_id,
+            gateway.name,
+            gateway.opamp_token,
+            gateway.status,
+        )
+        self._entries[gateway.id] = (time.monotonic() + self._ttl, ident)
+        return ident
+
+    async def _load(self, session: AsyncSession, gateway_id: uuid.UUID) -> GatewayIdentity | None:
+        cached = self._entries.get(gateway_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        gateway = await session.scalar(select(Gateway).where(Gateway.id == gateway_id))
+        if gateway is None:
+            self._entries.pop(gateway_id, None)
+            return None
+        return self.put(gateway)
+
+    async def authenticate(self, session: AsyncSession, token: str | None) -> GatewayIdentity:
+        """Validate an OpAMP token: signature, type, gateway existence, org match and that it is
+        the gateway's current token. Raises the seed's 401 "Invalid OpAMP token"."""
+        claims = decode_jwt(token, self._key, OPAMP_TOKEN_TYPE) if token else None
+        if claims is None:
+            log.warning("opamp auth failed: bad signature, type or expiry")
+            raise InvalidOpAMPToken()
+        try:
+            gateway_id = uuid.UUID(str(claims["sub"]))
+            org_id = uuid.UUID(str(claims.get("org_id")))
+        except ValueError:
+            log.warning("opamp auth failed: malformed claims")
+            raise InvalidOpAMPToken() from None
+        ident = await self._load(session, gateway_id)
+        assert token is not None
+        if (
+            ident is None
+            or ident.org_id != org_id
+            or not digests_equal(ident.token_digest, digest(token))
+        ):
+            log.warning(
+                "opamp auth failed: unknown gateway or superseded token",
+                extra={"gateway_id": str(gateway_id)},
+            )
+            raise InvalidOpAMPToken()
+        return ident

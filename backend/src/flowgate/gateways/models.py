@@ -1,0 +1,85 @@
+"""Gateways (managed collectors) and the remote configuration each one should run."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from flowgate.core.db import Base, utcnow
+
+
+class GatewayStatus(enum.StrEnum):
+    registered = "registered"
+    active = "active"
+    inactive = "inactive"
+    error = "error"
+
+
+class Gateway(Base):
+    __tablename__ = "gateways"
+    __table_args__ = (
+        UniqueConstraint("org_id", "instance_id"),
+        Index("ix_gateways_org_id_name_id", "org_id", "name", "id"),
+        Index("ix_gateways_org_id_status", "org_id", "status", "last_seen"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    instance_id: Mapped[str] = mapped_column(String(255), index=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[GatewayStatus] = mapped_column(
+        Enum(GatewayStatus, name="gateway_status", native_enum=False, length=16),
+        default=GatewayStatus.registered,
+    )
+    last_seen: Mapped[datetime | None] = mapped_column(index=True)
+    #: Start of the current run of contact (uptime is measured from here).
+    active_since: Mapped[datetime | None]
+    current_config_version: Mapped[int | None]
+    #: SHA-256 digest of the current OpAMP JWT (the seed's column; the JWT is never stored).
+    opamp_token: Mapped[str | None] = mapped_column(String(64))
+    registration_token_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("registration_tokens.id", ondelete="SET NULL")
+    )
+    #: Version info, capabilities, metrics and what else the agent reports (the seed's JSONB).
+    extra_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: How the gateway talks to us: "rest", "opamp-ws" or "opamp-http".
+    transport: Mapped[str] = mapped_column(String(16), default="rest")
+    #: Hex OpAMP instance_uid of a native agent.
+    opamp_instance_uid: Mapped[str | None] = mapped_column(String(32), unique=True)
+    #: The sans-I/O core's AgentState as JSON (description, health, effective config, ...).
+    opamp_state: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GatewayRemoteConfig(Base):
+    """One immutable, numbered configuration pushed to a gateway; the newest is the desired one."""
+
+    __tablename__ = "gateway_remote_configs"
+    __table_args__ = (UniqueConstraint("gateway_id", "version"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    gateway_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("gateways.id", ondelete="CASCADE"), index=True
+    )
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(BigInteger)
+    config_yaml: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(64), default="text/yaml")
+    config_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

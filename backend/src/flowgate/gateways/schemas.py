@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowgate.gateways.models import GatewayStatus
+
+INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$"
+_MAX_JSON_KEYS = 200
+
+
+def _small_mapping(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
+    if value is not None and len(value) > _MAX_JSON_KEYS:
+        raise ValueError(f"{what} may have at most {_MAX_JSON_KEYS} keys")
+    return value
+
+
+class RegistrationMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    version: str | None = Field(default=None, max_length=100)
+    otel_version: str | None = Field(default=None, max_length=100)
+    capabilities: list[str] = Field(default_factory=list, max_length=64)
+
+
+class GatewayRegister(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    instance_id: str = Field(pattern=INSTANCE_ID_PATTERN)
+    hostname: str | None = Field(default=None, max_length=255)
+    ip_address: str | None = Field(default=None, max_length=64)
+    labels: dict[str, str] = Field(default_factory=dict)
+    metadata: RegistrationMetadata = Field(default_factory=RegistrationMetadata)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
+        _small_mapping(value, "labels")
+        for key, item in value.items():
+            if not key or len(key) > 63 or len(item) > 255:
+                raise ValueError("label keys are 1-63 characters, values at most 255")
+        return value
+
+
+class GatewayRegistrationResponse(BaseModel):
+    id: uuid.UUID
+    name: str
+    instance_id: str
+    org_id: uuid.UUID
+    status: GatewayStatus
+    opamp_token: str
+    opamp_endpoint: str
+    created_at: datetime
+
+
+class HeartbeatMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    logs_processed: int | None = Field(default=None, ge=0)
+    errors: int | None = Field(default=None, ge=0)
+    latency_ms: float | None = Field(default=None, ge=0)
+
+
+class ConfigStatusReport(BaseModel):
+    status: str = Field(pattern=r"^(applied|applying|failed)$")
+    error_message: str | None = Field(default=None, max_length=4096)
+    config_version: int | None = Field(default=None, ge=0)
+
+
+class HeartbeatRequest(BaseModel):
+    version: str | None = Field(default=None, max_length=100)
+    otel_version: str | None = Field(default=None, max_length=100)
+    config_version: int | None = Field(default=None, ge=0, le=2**62)
+    metrics: HeartbeatMetrics | None = None
+    config_status: ConfigStatusReport | None = None
+
+
+class HeartbeatResponse(BaseModel):
+    status: str = "ok"
+    gateway_id: uuid.UUID
+
+
+class HealthOut(BaseModel):
+    status: str
+    last_seen: datetime | None
+    seconds_since_last_seen: int | None
+    uptime_seconds: int | None
+    health_score: int
+
+
+class VersionOut(BaseModel):
+    agent_version: str | None
+    otel_version: str | None
+    capabilities: list[str]
+
+
+class ConfigStatusOut(BaseModel):
+    status: str
+    error_message: str | None = None
+    config_version: int | None = None
+    config_hash: str | None = None
+
+
+class EffectiveConfigOut(BaseModel):
+    config_yaml: str
+    content_type: str | None = None
+    updated_at: datetime | None = None
+
+
+class ConfigOut(BaseModel):
+    config_yaml: str
+    config_version: int | None
+    deployment_id: uuid.UUID | None
+    last_updated: datetime | None
+    source: str = Field(description='"remote" (pushed to this gateway) or "base" (the fallback)')
+    config_hash: str
+    applied_config_version: int | None = None
+    remote_config_status: ConfigStatusOut | None = None
+    effective: EffectiveConfigOut | None = None
+
+
+class MetricsOut(BaseModel):
+    logs_processed: int | None
+    errors: int | None
+    latency_ms: float | None
+    last_updated: datetime | None
+
+
+class StatusOut(BaseModel):
+    gateway_id: uuid.UUID
+    instance_id: str
+    name: str
+    status: GatewayStatus
+    health: HealthOut
+    version: VersionOut
+    config: ConfigOut
+    metrics: MetricsOut
+
+
+class GatewayHealthSummary(BaseModel):
+    status: str
+    health_score: int
+
+
+class GatewayOut(BaseModel):
+    id: uuid.UUID
+    instance_id: str
+    org_id: uuid.UUID
+    name: str
+    status: GatewayStatus
+    health: GatewayHealthSummary
+    last_seen: datetime | None
+    hostname: str | None
+    ip_address: str | None
+    labels: dict[str, Any]
+    transport: str
+    agent_version: str | None
+    current_config_version: int | None
+    opamp_instance_uid: str | None
+    created_at: datetime
+
+
+class FleetSummary(BaseModel):
+    total: int
+    by_status: dict[str, int]
+    by_health: dict[str, int]
+
+
+class GatewayPage(BaseModel):
+    items: list[GatewayOut]
+    next_cursor: str | None
+    summary: FleetSummary
+
+
+class GatewayUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    labels: dict[str, str] | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return GatewayRegister._labels(value) if value is not None else None
+
+
+class RemoteConfigPush(BaseModel):
+    config_yaml: str = Field(min_length=1, max_length=512 * 1024)
+
+
+class RemoteConfigOut(BaseModel):
+    gateway_id: uuid.UUID
+    config_version: int
+    config_hash: str
+    created_at: datetime
+    delivery: str = Field(description='"pushed" (sent over a live WebSocket), "queued" otherwise')

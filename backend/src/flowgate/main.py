@@ -1,0 +1,122 @@
+"""The ASGI application: ``create_app()`` wires settings, database, routers and background tasks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from flowgate import __version__
+from flowgate.core.db import Database
+from flowgate.core.errors import install_error_handlers
+from flowgate.core.limits import BodySizeLimit
+from flowgate.core.runtime import Runtime
+from flowgate.core.settings import Settings
+from flowgate.fleet.hub import Hub
+from flowgate.fleet.presence import Presence
+from flowgate.gateways.identity import IdentityCache
+from flowgate.orgs import service as orgs
+
+log = logging.getLogger(__name__)
+
+OPAMP_PATHS = ("/v1/opamp", "/api/v1/opamp/v1/opamp")
+
+
+async def bootstrap(runtime: Runtime) -> None:
+    s = runtime.settings
+    async with runtime.db.sessionmaker() as session:
+        password = s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
+        result = await orgs.bootstrap(session, s.bootstrap_admin_email, password)
+        await session.commit()
+    if result is None:
+        return
+    log.info("bootstrapped organization 'default' and its admin", extra={"email": result.admin.email})
+    if result.generated_password:
+        # Printed once, to the console only, so the first person can sign in.
+        print(  # noqa: T201
+            "\n=== FlowGate first start ===\n"
+            f"Organization: default\nAdmin email:  {result.admin.email}\n"
+            f"Admin password (shown once): {result.generated_password}\n"
+            "Change it, or set FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD before the first start.\n",
+            flush=True,
+        )
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.resolved_database_url)
+    return Runtime(
+        settings=settings,
+        db=db,
+        presence=Presence(db.sessionmaker, settings.flush_interval_seconds),
+        identities=IdentityCache(settings.signing_key),
+        hub=Hub(settings.redis_url),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runtime = build_runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await bootstrap(runtime)
+        runtime.presence.start()
+        await runtime.hub.start()
+        opamp = runtime.extras.get("opamp")
+        if opamp is not None:
+            await opamp.start()  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            if opamp is not None:
+                await opamp.stop()  # type: ignore[attr-defined]
+            await runtime.hub.stop()
+            await runtime.presence.stop()
+            await runtime.db.dispose()
+
+    app = FastAPI(
+        title="FlowGate",
+        version=__version__,
+        description="Control plane for fleets of OpenTelemetry Collector gateways.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = runtime.db
+    app.state.runtime = runtime
+    install_error_handlers(app)
+
+    from flowgate.gateways.agent_router import router as agent_router
+    from flowgate.gateways.router import router as gateways_router
+    from flowgate.opamp.transport import mount_opamp
+    from flowgate.orgs.router import router as orgs_router
+    from flowgate.tokens.router import router as tokens_router
+
+    app.include_router(orgs_router)
+    app.include_router(tokens_router)
+    app.include_router(gateways_router)
+    app.include_router(agent_router)
+    mount_opamp(app, runtime, OPAMP_PATHS)
+
+    @app.get("/healthz", tags=["ops"], operation_id="healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], operation_id="readyz", response_model=None)
+    async def readyz() -> Any:
+        """The database answers; orchestrators route traffic only when this is 200."""
+        try:
+            async with runtime.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            log.warning("readiness check failed: database unreachable")
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return {"status": "ok", "database": "ok"}
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, skip_prefixes=OPAMP_PATHS)
+    return app

@@ -1,0 +1,19 @@
+"""Every mapped table, imported in one place for Alembic and the CLI."""
+
+from flowgate.core.db import Base
+from flowgate.gateways.models import Gateway, GatewayRemoteConfig, GatewayStatus
+from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
+from flowgate.tokens.models import RegistrationToken
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Gateway",
+    "GatewayRemoteConfig",
+    "GatewayStatus",
+    "Membership",
+    "Organization",
+    "RegistrationToken",
+    "Role",
+    "User",
+]

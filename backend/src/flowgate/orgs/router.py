@@ -1,0 +1,164 @@
+"""People and access: login, the caller's identity, organisations, members and API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from flowgate.auth.principal import AdminAccess, PrincipalDep
+from flowgate.core.deps import SessionDep, SettingsDep
+from flowgate.core.errors import Forbidden, NotAuthenticated
+from flowgate.core.security import access_token
+from flowgate.orgs import service
+from flowgate.orgs.models import Membership, Organization, Role
+from flowgate.orgs.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    LoginRequest,
+    Me,
+    MemberOut,
+    OrgCreate,
+    OrgOut,
+    OrgRole,
+    RoleUpdate,
+    TokenResponse,
+    UserCreate,
+)
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.post("/auth/login", tags=["auth"], operation_id="login")
+async def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+    user = await service.authenticate(session, body.email, body.password)
+    if user is None:
+        raise NotAuthenticated("Incorrect email or password")
+    token = access_token(user.id, settings.access_token_ttl_minutes, settings.signing_key)
+    return TokenResponse(access_token=token)
+
+
+@router.get("/auth/me", tags=["auth"], operation_id="me")
+async def me(principal: PrincipalDep, session: SessionDep) -> Me:
+    if principal.user is not None:
+        orgs = await service.user_orgs(session, principal.user.id)
+        return Me(
+            id=principal.user.id,
+            email=principal.user.email,
+            is_superuser=principal.user.is_superuser,
+            organizations=[OrgRole(id=o.id, name=o.name, role=r) for o, r in orgs],
+        )
+    assert principal.api_key is not None
+    org = await session.get(Organization, principal.api_key.org_id)
+    assert org is not None
+    return Me(
+        id=None,
+        email=None,
+        is_superuser=False,
+        api_key_id=principal.api_key.id,
+        organizations=[OrgRole(id=org.id, name=org.name, role=principal.api_key.role)],
+    )
+
+
+@router.get("/orgs", tags=["orgs"], operation_id="list_orgs")
+async def list_orgs(principal: PrincipalDep, session: SessionDep) -> list[OrgOut]:
+    orgs = [await session.get(Organization, org_id) for org_id in principal.roles]
+    return sorted((OrgOut.model_validate(o) for o in orgs if o), key=lambda o: o.name)
+
+
+@router.post(
+    "/orgs", tags=["orgs"], operation_id="create_org", status_code=status.HTTP_201_CREATED
+)
+async def create_org(body: OrgCreate, principal: PrincipalDep, session: SessionDep) -> OrgOut:
+    if not principal.is_superuser or principal.user is None:
+        raise Forbidden("Only superusers can create organizations")
+    org = await service.create_org(session, body.name)
+    session.add(Membership(user_id=principal.user.id, org_id=org.id, role=Role.admin))
+    return OrgOut.model_validate(org)
+
+
+@router.get("/users", tags=["users"], operation_id="list_users")
+async def list_users(access: AdminAccess, session: SessionDep) -> list[MemberOut]:
+    members = await service.org_members(session, access.org_id)
+    return [
+        MemberOut(
+            id=u.id, email=u.email, role=m.role, is_active=u.is_active, created_at=u.created_at
+        )
+        for u, m in members
+    ]
+
+
+@router.post(
+    "/users", tags=["users"], operation_id="create_user", status_code=status.HTTP_201_CREATED
+)
+async def create_user(body: UserCreate, access: AdminAccess, session: SessionDep) -> MemberOut:
+    user = await service.create_user(
+        session, body.email, body.password, org_id=access.org_id, role=body.role
+    )
+    return MemberOut(
+        id=user.id,
+        email=user.email,
+        role=body.role,
+        is_active=user.is_active,
+        created_at=user.created_at,
+    )
+
+
+@router.patch("/users/{user_id}", tags=["users"], operation_id="update_user_role")
+async def update_user_role(
+    user_id: uuid.UUID, body: RoleUpdate, access: AdminAccess, session: SessionDep
+) -> MemberOut:
+    membership = await service.get_membership(session, access.org_id, user_id)
+    if membership.role == Role.admin and body.role != Role.admin:
+        await service.ensure_other_admin(session, access.org_id, user_id)
+    membership.role = body.role
+    members = await service.org_members(session, access.org_id)
+    user = next(u for u, m in members if u.id == user_id)
+    return MemberOut(
+        id=user.id,
+        email=user.email,
+        role=membership.role,
+        is_active=user.is_active,
+        created_at=user.created_at,
+    )
+
+
+@router.delete(
+    "/users/{user_id}",
+    tags=["users"],
+    operation_id="remove_user",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def remove_user(user_id: uuid.UUID, access: AdminAccess, session: SessionDep) -> None:
+    membership = await service.get_membership(session, access.org_id, user_id)
+    if membership.role == Role.admin:
+        await service.ensure_other_admin(session, access.org_id, user_id)
+    await session.delete(membership)
+
+
+@router.get("/api-keys", tags=["api-keys"], operation_id="list_api_keys")
+async def list_api_keys(access: AdminAccess, session: SessionDep) -> list[ApiKeyOut]:
+    keys = await service.list_api_keys(session, access.org_id)
+    return [ApiKeyOut.model_validate(k) for k in keys]
+
+
+@router.post(
+    "/api-keys",
+    tags=["api-keys"],
+    operation_id="create_api_key",
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_api_key(
+    body: ApiKeyCreate, access: AdminAccess, session: SessionDep
+) -> ApiKeyCreated:
+    issued = await service.create_api_key(
+        session, access.org_id, body.name, body.role, access.principal.actor_id
+    )
+    return ApiKeyCreated(**ApiKeyOut.model_validate(issued.record).model_dump(), key=issued.key)
+
+
+@router.delete("/api-keys/{key_id}", tags=["api-keys"], operation_id="revoke_api_key")
+async def revoke_api_key(key_id: uuid.UUID, access: AdminAccess, session: SessionDep) -> ApiKeyOut:
+    key = await service.revoke_api_key(session, access.org_id, key_id)
+    return ApiKeyOut.model_validate(key)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowgate.orgs.models import Role
+
+_EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class OrgRole(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: Role
+
+
+class Me(BaseModel):
+    id: uuid.UUID | None
+    email: str | None
+    is_superuser: bool
+    api_key_id: uuid.UUID | None = None
+    organizations: list[OrgRole]
+
+
+class OrgCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+
+
+class OrgOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    email: str = Field(max_length=320, pattern=_EMAIL)
+    password: str = Field(min_length=8, max_length=1024)
+    role: Role = Role.viewer
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+
+class RoleUpdate(BaseModel):
+    role: Role
+
+
+class MemberOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    role: Role = Role.viewer
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    prefix: str
+    role: Role
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The API key. Shown once; only its digest is stored.")

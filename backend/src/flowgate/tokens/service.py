@@ -1,0 +1,115 @@
+"""Registration tokens: issue (shown once), list, revoke, and check-and-consume on registration."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowgate.core.db import utcnow
+from flowgate.core.errors import InvalidRegistrationToken, NotFound
+from flowgate.core.security import digest, new_registration_token
+from flowgate.tokens.models import RegistrationToken
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IssuedToken:
+    record: RegistrationToken
+    token: str
+
+
+async def create_token(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    name: str,
+    expires_in_days: int,
+    max_uses: int | None = 1,
+    created_by: uuid.UUID | None = None,
+) -> IssuedToken:
+    plain = new_registration_token()
+    record = RegistrationToken(
+        org_id=org_id,
+        token=digest(plain),
+        name=name,
+        expires_at=utcnow() + timedelta(days=expires_in_days),
+        max_uses=max_uses,
+        created_by=created_by,
+    )
+    session.add(record)
+    await session.flush()
+    log.info(
+        "registration token created",
+        extra={"token_id": str(record.id), "org_id": str(org_id), "max_uses": max_uses},
+    )
+    return IssuedToken(record=record, token=plain)
+
+
+async def list_tokens(session: AsyncSession, org_id: uuid.UUID) -> list[RegistrationToken]:
+    rows = await session.scalars(
+        select(RegistrationToken)
+        .where(RegistrationToken.org_id == org_id)
+        .order_by(RegistrationToken.created_at.desc())
+    )
+    return list(rows)
+
+
+async def revoke_token(
+    session: AsyncSession, org_id: uuid.UUID, token_id: uuid.UUID
+) -> RegistrationToken:
+    record = await session.scalar(
+        select(RegistrationToken).where(
+            RegistrationToken.id == token_id, RegistrationToken.org_id == org_id
+        )
+    )
+    if record is None:
+        raise NotFound("Registration token not found")
+    if record.is_active:
+        record.is_active = False
+        record.revoked_at = utcnow()
+        log.info("registration token revoked", extra={"token_id": str(record.id)})
+    return record
+
+
+async def find_usable(session: AsyncSession, plain: str) -> RegistrationToken:
+    """The active, unexpired token matching ``plain``; raises the seed's 401 otherwise.
+
+    The lookup is by SHA-256 digest on a unique index, so no per-character comparison of the
+    secret ever happens; uses left are checked by :func:`consume`.
+    """
+    record = await session.scalar(
+        select(RegistrationToken).where(RegistrationToken.token == digest(plain))
+    )
+    if record is None or not record.is_active or record.expires_at <= utcnow():
+        log.warning(
+            "registration rejected: unknown, revoked or expired token",
+            extra={"token_id": str(record.id) if record else None},
+        )
+        raise InvalidRegistrationToken()
+    return record
+
+
+async def consume(session: AsyncSession, record: RegistrationToken) -> None:
+    """Count one use atomically; raises when the token has none left (concurrent-safe)."""
+    result = await session.execute(
+        update(RegistrationToken)
+        .where(
+            RegistrationToken.id == record.id,
+            RegistrationToken.is_active.is_(True),
+            or_(
+                RegistrationToken.max_uses.is_(None),
+                RegistrationToken.use_count < RegistrationToken.max_uses,
+            ),
+        )
+        .values(use_count=RegistrationToken.use_count + 1, last_used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        log.warning("registration rejected: token used up", extra={"token_id": str(record.id)})
+        raise InvalidRegistrationToken()
+    log.info("registration token used", extra={"token_id": str(record.id)})
