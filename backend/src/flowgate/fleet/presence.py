@@ -62,6 +62,8 @@ class Presence:
         self._sessionmaker = sessionmaker
         self._interval = interval
         self._pending: dict[uuid.UUID, Pending] = {}
+        #: The batch being written: still overlaid on reads until its transaction commits.
+        self._in_flight: dict[uuid.UUID, Pending] = {}
         #: Status as last written (or loaded), to tell a transition from a refresh.
         self._known_status: dict[uuid.UUID, GatewayStatus] = {}
         self._wake = asyncio.Event()
@@ -119,6 +121,14 @@ class Presence:
         """Overlay pending values on a loaded row (in memory only; never flushed from here)."""
         self.observe_status(gateway.id, gateway.status)
         pending = self._pending.get(gateway.id)
+        in_flight = self._in_flight.get(gateway.id)
+        if in_flight is not None:
+            if pending is not None:
+                combined = Pending(dict(in_flight.values), dict(in_flight.metadata))
+                combined.merge(pending)
+                pending = combined
+            else:
+                pending = in_flight
         if pending is None:
             return gateway
         for key, value in pending.values.items():
@@ -135,9 +145,11 @@ class Presence:
             batch, self._pending = self._pending, {}
             if not batch:
                 return 0
+            self._in_flight = batch
             try:
                 statements = await self._write(batch)
             except Exception:
+                self._in_flight = {}
                 self.stats.failures += 1
                 log.exception("presence flush failed; will retry", extra={"rows": len(batch)})
                 for gateway_id, older in batch.items():  # keep newer values on top
@@ -146,6 +158,7 @@ class Presence:
                         older.merge(newer)
                     self._pending[gateway_id] = older
                 return 0
+            self._in_flight = {}
             for gateway_id, pending in batch.items():
                 if "status" in pending.values:
                     self._known_status[gateway_id] = pending.values["status"]

@@ -1,0 +1,156 @@
+"""Run a real FlowGate server process for tests: own port, data directory and database."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(12)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_exec(sql: str | None) -> None:
+    """Run one statement on the maintenance database (None: just connect)."""
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", timeout=5)
+        try:
+            if sql:
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def pg_available() -> bool:
+    try:
+        _pg_exec(None)
+    except Exception:
+        return False
+    return True
+
+
+def create_pg_database() -> tuple[str, str]:
+    name = f"flowgate_test_{uuid.uuid4().hex[:12]}"
+    _pg_exec(f'CREATE DATABASE "{name}"')
+    return name, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class LiveServer:
+    """A ``flowgate serve`` subprocess. Restartable with the same data and database."""
+
+    data_dir: Path
+    database_url: str | None
+    port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWGATE_")}
+        env.update(
+            FLOWGATE_ENVIRONMENT="test",
+            FLOWGATE_HOST="127.0.0.1",
+            FLOWGATE_PORT=str(self.port),
+            FLOWGATE_DATA_DIR=str(self.data_dir),
+            FLOWGATE_SECRET_KEY=self.secret_key,
+            FLOWGATE_PUBLIC_URL=self.url,
+            FLOWGATE_BOOTSTRAP_ADMIN_EMAIL=ADMIN_EMAIL,
+            FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            FLOWGATE_FLUSH_INTERVAL_SECONDS="0.5",
+            FLOWGATE_SUMMARY_CACHE_SECONDS="0",
+        )
+        if self.database_url:
+            env["FLOWGATE_DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 30) -> LiveServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "flowgate", "serve"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become ready:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> LiveServer:
+        self.stop()
+        return self.start()
+
+    def logs(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-20000:]
+        return ""
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``flowgate <args>`` against this server's database."""
+        return subprocess.run(
+            [sys.executable, "-m", "flowgate", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
