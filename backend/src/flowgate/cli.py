@@ -21,8 +21,9 @@ from flowgate.core.errors import DomainError
 from flowgate.core.settings import Settings
 from flowgate.orgs.models import Role
 
-app = typer.Typer(help="FlowGate: control plane for OpenTelemetry Collector gateways.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="FlowGate: control plane for OpenTelemetry Collector gateways.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
@@ -216,7 +217,7 @@ def openapi() -> None:
     """Print the OpenAPI document (no server or database needed)."""
     from flowgate.main import create_app
 
-    json.dump(create_app(Settings(secret_key="x" * 40)).openapi(), sys.stdout, indent=2)  # type: ignore[arg-type]
+    json.dump(create_app(Settings(secret_key="x" * 40)).openapi(), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

@@ -30,15 +30,19 @@ OPAMP_PATHS = ("/v1/opamp", "/api/v1/opamp/v1/opamp")
 async def bootstrap(runtime: Runtime) -> None:
     s = runtime.settings
     async with runtime.db.sessionmaker() as session:
-        password = s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
+        password = (
+            s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
+        )
         result = await orgs.bootstrap(session, s.bootstrap_admin_email, password)
         await session.commit()
     if result is None:
         return
-    log.info("bootstrapped organization 'default' and its admin", extra={"email": result.admin.email})
+    log.info(
+        "bootstrapped organization 'default' and its admin", extra={"email": result.admin.email}
+    )
     if result.generated_password:
         # Printed once, to the console only, so the first person can sign in.
-        print(  # noqa: T201
+        print(
             "\n=== FlowGate first start ===\n"
             f"Organization: default\nAdmin email:  {result.admin.email}\n"
             f"Admin password (shown once): {result.generated_password}\n"

@@ -87,9 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [
             {k: v for k, v in e.items() if k in {"loc", "msg", "type"}} for e in exc.errors()[:20]
         ]
-        return JSONResponse(
-            {"detail": _validation_message(exc), "errors": errors}, status_code=422
-        )
+        return JSONResponse({"detail": _validation_message(exc), "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

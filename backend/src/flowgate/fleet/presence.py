@@ -16,9 +16,9 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from flowgate.core.db import utcnow
@@ -168,7 +168,7 @@ class Presence:
             return len(batch)
 
     async def _write(self, batch: dict[uuid.UUID, Pending]) -> int:
-        table = Gateway.__table__
+        table = cast(Table, Gateway.__table__)
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         async with self._sessionmaker() as session:
             with_metadata = [gid for gid, p in batch.items() if p.metadata]

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from flowgate.auth.principal import OperatorAccess, ViewerAccess
+from flowgate.core.db import utcnow
 from flowgate.core.deps import SessionDep
 from flowgate.core.errors import InvalidRegistrationToken
 from flowgate.core.runtime import RuntimeDep
@@ -30,7 +31,6 @@ from flowgate.gateways.schemas import (
     VersionOut,
 )
 from flowgate.tokens import service as tokens
-from flowgate.core.db import utcnow
 
 router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
 

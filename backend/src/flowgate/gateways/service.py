@@ -75,7 +75,9 @@ async def register(
     another valid token of the same organisation consumes one use and re-enrols it.
     """
     gateway = await session.scalar(
-        select(Gateway).where(Gateway.org_id == token.org_id, Gateway.instance_id == body.instance_id)
+        select(Gateway).where(
+            Gateway.org_id == token.org_id, Gateway.instance_id == body.instance_id
+        )
     )
     created = gateway is None
     if gateway is None or gateway.registration_token_id != token.id:
@@ -104,7 +106,10 @@ async def register(
     except IntegrityError:
         raise Conflict("A registration for this instance_id is in progress; retry") from None
     jwt_token = opamp_token(
-        gateway.id, gateway.org_id, runtime.settings.opamp_token_ttl_days, runtime.settings.signing_key
+        gateway.id,
+        gateway.org_id,
+        runtime.settings.opamp_token_ttl_days,
+        runtime.settings.signing_key,
     )
     gateway.opamp_token = digest(jwt_token)
     await session.flush()
@@ -244,7 +249,7 @@ async def config_out(session: AsyncSession, gateway: Gateway) -> ConfigOut:
         effective = EffectiveConfigOut(
             config_yaml=files[name].get("body", ""),
             content_type=files[name].get("content_type") or None,
-            updated_at=_parse_dt(state.get("effective_config_updated_at")),
+            updated_at=_parse_dt((state.get("updated_at") or {}).get("effective_config")),
         )
     status = None
     rcs = state.get("remote_config_status")
@@ -386,9 +391,7 @@ async def list_gateways(
     if cursor:
         after_name, after_id = decode_cursor(cursor)
         query = query.where(tuple_(Gateway.name, Gateway.id) > tuple_(after_name, after_id))
-    rows = list(
-        await session.scalars(query.order_by(Gateway.name, Gateway.id).limit(limit + 1))
-    )
+    rows = list(await session.scalars(query.order_by(Gateway.name, Gateway.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     items = [gateway_out(runtime, runtime.presence.apply_to(g), now) for g in rows]
@@ -399,9 +402,7 @@ async def list_gateways(
 _summary_cache: dict[tuple[int, uuid.UUID], tuple[float, FleetSummary]] = {}
 
 
-async def fleet_summary(
-    session: AsyncSession, runtime: Runtime, org_id: uuid.UUID
-) -> FleetSummary:
+async def fleet_summary(session: AsyncSession, runtime: Runtime, org_id: uuid.UUID) -> FleetSummary:
     """Counts by status and health in one grouped query, cached for a moment per org."""
     key = (id(runtime), org_id)
     cached = _summary_cache.get(key)

@@ -1,0 +1,1 @@
+"""OpAMP server support: the sans-I/O protocol core (``core``) and generated protobufs (``proto``)."""

@@ -1,11 +1,351 @@
-"""Native OpAMP transports (WebSocket and plain HTTP)."""
+"""OpAMP over WebSocket and plain HTTP, as one raw ASGI endpoint per path.
+
+Every HTTP agent polls this route, so it bypasses FastAPI entirely: headers are checked, the
+body is read with a size limit (after gunzip too), decoded, handed to
+:class:`~flowgate.opamp.sessions.OpAMPAgents`, and the reply is written as protobuf.
+
+Answers follow the spec and opamp-go: 401 before any upgrade for bad credentials, 503 with
+``Retry-After`` when overloaded, 413 / close 1009 for oversized messages, 400 for undecodable
+HTTP bodies, 415 for a wrong ``Content-Type``; on a WebSocket a bad frame gets an
+``error_response`` (BAD_REQUEST) and, after repeated garbage, close 1002; text frames close 1003.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+import gzip
+import logging
+import zlib
 
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from flowgate.core.errors import DomainError
 from flowgate.core.runtime import Runtime
+from flowgate.core.security import bearer_token
+from flowgate.opamp import core
+from flowgate.opamp.proto import opamp_pb2
+from flowgate.opamp.sessions import Connection, Credential, OpAMPAgents, Transport
+
+log = logging.getLogger(__name__)
+
+PROTOBUF = b"application/x-protobuf"
+MAX_BAD_FRAMES = 10
+GZIP_MIN_BYTES = 512
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {k.lower(): v for k, v in scope.get("headers", ())}
+
+
+def _media_type(value: bytes | None) -> bytes:
+    return (value or b"").split(b";", 1)[0].strip().lower()
+
+
+def _accepts_gzip(value: bytes | None) -> bool:
+    for part in (value or b"").decode("latin-1").split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() in {"gzip", "*"}:
+            q = 1.0
+            for param in params.split(";"):
+                key, _, val = param.strip().partition("=")
+                if key.strip() == "q":
+                    try:
+                        q = float(val)
+                    except ValueError:
+                        q = 0.0
+            return q > 0
+    return False
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress with a hard output limit so a gzip bomb costs at most ``limit`` bytes."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise core.ProtocolError("request body is not valid gzip") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise core.MessageTooLargeError("decompressed message exceeds the size limit")
+    if not inflater.eof:
+        raise core.ProtocolError("request body is truncated gzip")
+    return out
+
+
+class OpAMPEndpoint:
+    """The ASGI app serving one OpAMP path (both transports)."""
+
+    def __init__(self, agents: OpAMPAgents, path: str) -> None:
+        self.agents = agents
+        self.settings = agents.settings
+        self.path = path
+        public = self.settings.resolved_public_url
+        self.http_endpoint = public + path
+        self.ws_endpoint = "ws" + public.removeprefix("http") + path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self._http(scope, receive, send)
+
+    # -- plain HTTP ----------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        if scope["method"] != "POST":
+            await _plain(
+                send,
+                405,
+                b"OpAMP accepts POST (plain HTTP) or a WebSocket upgrade",
+                [(b"allow", b"POST")],
+            )
+            return
+        try:
+            cred = await self.agents.authenticate(
+                bearer_token(_decode(headers.get(b"authorization")))
+            )
+        except DomainError as exc:
+            log.info("opamp http auth failed")
+            await _plain(send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
+            return
+        if not self.agents.throttle.allow():
+            await self._overloaded(send)
+            return
+        if _media_type(headers.get(b"content-type")) != PROTOBUF:
+            await _plain(send, 415, b"Content-Type must be application/x-protobuf")
+            return
+        limit = self.settings.opamp_max_message_bytes
+        try:
+            length = int(headers.get(b"content-length") or 0)
+        except ValueError:
+            await _plain(send, 400, b"invalid Content-Length")
+            return
+        if length > limit:
+            await _plain(send, 413, b"message exceeds the size limit")
+            return
+        body = await _read_body(receive, limit)
+        if body is None:
+            await _plain(send, 413, b"message exceeds the size limit")
+            return
+        try:
+            encoding = _media_type(headers.get(b"content-encoding"))
+            if encoding == b"gzip":
+                body = _gunzip(body, limit)
+            elif encoding not in (b"", b"identity"):
+                await _plain(send, 415, b"Content-Encoding must be gzip or identity")
+                return
+            msg = core.decode_agent_message(body, max_bytes=limit)
+        except core.MessageTooLargeError as exc:
+            await _plain(send, 413, str(exc).encode())
+            return
+        except core.ProtocolError as exc:
+            await _plain(send, 400, str(exc).encode())
+            return
+        reply = await self._process(msg, cred, "opamp-http", self.http_endpoint)
+        payload = reply.SerializeToString()
+        extra: list[tuple[bytes, bytes]] = []
+        if len(payload) >= GZIP_MIN_BYTES and _accepts_gzip(headers.get(b"accept-encoding")):
+            payload = gzip.compress(payload, compresslevel=5)
+            extra.append((b"content-encoding", b"gzip"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", PROTOBUF),
+                    (b"content-length", str(len(payload)).encode()),
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _overloaded(self, send: Send) -> None:
+        retry = str(self.settings.opamp_retry_after_seconds).encode()
+        await _plain(send, 503, b"server is overloaded; retry later", [(b"retry-after", retry)])
+
+    async def _process(
+        self,
+        msg: opamp_pb2.AgentToServer,
+        cred: Credential,
+        transport: Transport,
+        endpoint: str,
+        connection: Connection | None = None,
+    ) -> opamp_pb2.ServerToAgent:
+        try:
+            return await self.agents.handle(msg, cred, transport, endpoint, connection)
+        except DomainError as exc:
+            return core.error_reply(bytes(msg.instance_uid), exc.detail)
+        except Exception:
+            log.exception("opamp message processing failed")
+            return core.error_reply(bytes(msg.instance_uid), "internal error", core.UNKNOWN_ERROR)
+
+    # -- WebSocket -----------------------------------------------------------------------------
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connect = await receive()
+        if connect["type"] != "websocket.connect":
+            return
+        headers = _headers(scope)
+        try:
+            cred = await self.agents.authenticate(
+                bearer_token(_decode(headers.get(b"authorization")))
+            )
+        except DomainError as exc:
+            log.info("opamp websocket auth failed")
+            await _deny(scope, send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
+            return
+        if self.agents.connections >= self.settings.opamp_max_connections:
+            retry = str(self.settings.opamp_retry_after_seconds).encode()
+            await _deny(
+                scope, send, 503, b"server is at its connection limit", [(b"retry-after", retry)]
+            )
+            return
+        await send({"type": "websocket.accept"})
+        self.agents.connections += 1
+        closed = asyncio.Event()
+
+        async def send_msg(msg: opamp_pb2.ServerToAgent) -> None:
+            if not closed.is_set():
+                await send({"type": "websocket.send", "bytes": core.encode_ws_frame(msg)})
+
+        async def close(code: int) -> None:
+            if not closed.is_set():
+                closed.set()
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": code})
+
+        connection = Connection(send=send_msg, close=close)
+        idle = (
+            self.settings.opamp_heartbeat_interval_seconds * self.settings.opamp_missed_heartbeats
+        )
+        bad = 0
+        last_uid = b""
+        try:
+            while not closed.is_set():
+                try:
+                    event = await asyncio.wait_for(receive(), timeout=idle)
+                except TimeoutError:
+                    log.info("opamp websocket idle; closing")
+                    await close(1001)
+                    break
+                kind = event["type"]
+                if kind == "websocket.disconnect":
+                    closed.set()
+                    break
+                if kind != "websocket.receive":
+                    continue
+                data = event.get("bytes")
+                if data is None:  # a text frame: OpAMP is binary only
+                    await close(1003)
+                    break
+                try:
+                    msg = core.decode_agent_message(
+                        core.parse_ws_frame(data), max_bytes=self.settings.opamp_max_message_bytes
+                    )
+                except core.MessageTooLargeError:
+                    await close(1009)
+                    break
+                except core.ProtocolError as exc:
+                    bad += 1
+                    if bad >= MAX_BAD_FRAMES:
+                        await close(1002)
+                        break
+                    await connection.deliver(core.error_reply(last_uid, str(exc)))
+                    continue
+                bad = 0
+                last_uid = bytes(msg.instance_uid)
+                if not self.agents.throttle.allow():
+                    reply = core.unavailable_reply(
+                        last_uid, self.settings.opamp_retry_after_seconds
+                    )
+                else:
+                    reply = await self._process(msg, cred, "opamp-ws", self.ws_endpoint, connection)
+                await connection.deliver(reply)
+        except Exception:
+            log.exception("opamp websocket failed")
+            await close(1011)
+        finally:
+            closed.set()
+            self.agents.connections -= 1
+            self.agents.connection_closed(connection)
+
+
+def _decode(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _plain(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _deny(
+    scope: Scope, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Refuse an upgrade with a real HTTP status (ASGI denial response), else close 1008."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), *headers],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+class OpAMPRouter:
+    """Outermost ASGI layer: OpAMP paths go to :class:`OpAMPEndpoint`, the rest to FastAPI."""
+
+    def __init__(self, app: ASGIApp, endpoints: dict[str, OpAMPEndpoint]) -> None:
+        self.app = app
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            endpoint = self.endpoints.get(scope["path"].rstrip("/") or "/")
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def mount_opamp(app: FastAPI, runtime: Runtime, paths: tuple[str, ...]) -> None:
-    return None
+    agents = OpAMPAgents(runtime)
+    runtime.extras["opamp"] = agents
+    endpoints = {path: OpAMPEndpoint(agents, path) for path in paths}
+    app.add_middleware(OpAMPRouter, endpoints=endpoints)
+
+
+__all__ = ["OpAMPEndpoint", "OpAMPRouter", "mount_opamp"]

@@ -67,9 +67,7 @@ async def list_orgs(principal: PrincipalDep, session: SessionDep) -> list[OrgOut
     return sorted((OrgOut.model_validate(o) for o in orgs if o), key=lambda o: o.name)
 
 
-@router.post(
-    "/orgs", tags=["orgs"], operation_id="create_org", status_code=status.HTTP_201_CREATED
-)
+@router.post("/orgs", tags=["orgs"], operation_id="create_org", status_code=status.HTTP_201_CREATED)
 async def create_org(body: OrgCreate, principal: PrincipalDep, session: SessionDep) -> OrgOut:
     if not principal.is_superuser or principal.user is None:
         raise Forbidden("Only superusers can create organizations")

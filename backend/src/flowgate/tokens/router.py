@@ -16,9 +16,7 @@ from flowgate.tokens.schemas import (
 router = APIRouter(prefix="/api/v1/registration-tokens", tags=["registration-tokens"])
 
 
-@router.post(
-    "", operation_id="create_registration_token", status_code=status.HTTP_201_CREATED
-)
+@router.post("", operation_id="create_registration_token", status_code=status.HTTP_201_CREATED)
 async def create_registration_token(
     body: RegistrationTokenCreate, access: OperatorAccess, session: SessionDep
 ) -> RegistrationTokenCreated:
