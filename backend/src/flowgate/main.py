@@ -14,7 +14,7 @@ from sqlalchemy import text
 from flowgate import __version__
 from flowgate.core.db import Database
 from flowgate.core.errors import install_error_handlers
-from flowgate.core.limits import BodySizeLimit
+from flowgate.core.limits import RequestLimits
 from flowgate.core.runtime import Runtime
 from flowgate.core.settings import Settings
 from flowgate.fleet.hub import Hub
@@ -122,5 +122,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return {"status": "ok", "database": "ok"}
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, skip_prefixes=OPAMP_PATHS)
+    app.add_middleware(
+        RequestLimits,
+        max_bytes=settings.max_body_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        skip_prefixes=OPAMP_PATHS,
+    )
     return app

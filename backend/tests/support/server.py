@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import secrets
 import signal
@@ -12,7 +13,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -40,7 +40,9 @@ def _pg_exec(sql: str | None) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(go())
+    # A thread of its own, so this also works when called from inside a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, go()).result()
 
 
 def pg_available() -> bool:
@@ -69,6 +71,8 @@ class LiveServer:
     database_url: str | None
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Variables removed from the environment (e.g. FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD).
+    omit_env: tuple[str, ...] = ()
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
@@ -98,6 +102,8 @@ class LiveServer:
         if self.database_url:
             env["FLOWGATE_DATABASE_URL"] = self.database_url
         env.update(self.extra_env)
+        for name in self.omit_env:
+            env.pop(name, None)
         return env
 
     def start(self, timeout: float = 30) -> LiveServer:
@@ -143,6 +149,19 @@ class LiveServer:
         if self.log_path and self.log_path.exists():
             return self.log_path.read_text(errors="replace")[-20000:]
         return ""
+
+    def full_log(self) -> str:
+        """The whole server log (stdout and stderr) so far."""
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")
+        return ""
+
+    def assert_not_logged(self, *secrets_: str) -> None:
+        """Fail when any of ``secrets_`` (tokens, passwords, keys) appears in the server log."""
+        text = self.full_log()
+        for secret in secrets_:
+            assert secret, "empty secret"
+            assert secret not in text, f"a secret ({secret[:6]}...) appears in the server log"
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``flowgate <args>`` against this server's database."""

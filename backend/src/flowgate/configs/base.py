@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from functools import cache
 from importlib.resources import files
 from typing import Any
 
 import yaml
+
+from flowgate.opamp.core import config_hash as opamp_config_hash
 
 
 @cache
@@ -15,8 +16,10 @@ def base_config_yaml() -> str:
     return files("flowgate.configs").joinpath("base-collector.yaml").read_text("utf-8")
 
 
-def config_hash(config_yaml: str) -> str:
-    return hashlib.sha256(config_yaml.encode("utf-8")).hexdigest()
+def config_hash(config_yaml: str, content_type: str = "text/yaml") -> str:
+    """The hash FlowGate shows for a config: the same value OpAMP agents receive as
+    ``AgentRemoteConfig.config_hash`` and echo back in ``RemoteConfigStatus``."""
+    return opamp_config_hash({"": (config_yaml.encode("utf-8"), content_type)}).hex()
 
 
 class InvalidConfig(ValueError):
@@ -36,6 +39,10 @@ def check_collector_yaml(text: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InvalidConfig(f"config_yaml is not valid YAML{where}") from None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        raise InvalidConfig("config_yaml is nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # e.g. a timestamp like 2001-13-45
+        raise InvalidConfig(f"config_yaml has an invalid value: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidConfig("config_yaml must be a YAML mapping")
     missing = [s for s in REQUIRED_SECTIONS if not isinstance(doc.get(s), dict)]
@@ -49,7 +56,10 @@ def check_collector_yaml(text: str) -> dict[str, Any]:
             raise InvalidConfig(f"pipeline {name!r} must be a mapping")
         for kind in ("receivers", "processors", "exporters"):
             defined = doc.get(kind) or {}
-            for component in pipeline.get(kind) or []:
+            components = pipeline.get(kind) or []
+            if not isinstance(components, list) or not all(isinstance(c, str) for c in components):
+                raise InvalidConfig(f"pipeline {name!r}: {kind} must be a list of names")
+            for component in components:
                 if not isinstance(defined, dict) or component not in defined:
                     raise InvalidConfig(
                         f"pipeline {name!r} uses {kind[:-1]} {component!r}, which is not defined"

@@ -1,4 +1,4 @@
-"""A raw ASGI guard that refuses request bodies over the configured size with 413."""
+"""A raw ASGI guard: request headers over the limit get 431, bodies over the limit 413."""
 
 from __future__ import annotations
 
@@ -9,13 +9,31 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int, skip_prefixes: tuple[str, ...] = ()) -> None:
+class RequestLimits:
+    """Outermost layer. ``skip_prefixes`` are paths with body limits of their own (OpAMP)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_header_bytes: int,
+        skip_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_header_bytes = max_header_bytes
         self.skip_prefixes = skip_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            size = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
+            if size > self.max_header_bytes:
+                if scope["type"] == "http":
+                    await _reject(send, 431, "Request header fields too large")
+                else:
+                    await receive()  # websocket.connect
+                    await send({"type": "websocket.close", "code": 1009})
+                return
         if scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes):
             await self.app(scope, receive, send)
             return
@@ -26,7 +44,7 @@ class BodySizeLimit:
                 except ValueError:
                     too_big = False
                 if too_big:
-                    await _reject(send)
+                    await _reject(send, 413, "Request body too large")
                     return
         received = 0
 
@@ -43,12 +61,12 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
-async def _reject(send: Send) -> None:
-    body: Any = orjson.dumps({"detail": "Request body too large"})
+async def _reject(send: Send, status: int, detail: str) -> None:
+    body: Any = orjson.dumps({"detail": detail})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
         }
     )

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     opamp_retry_after_seconds: int = Field(default=30, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=32 * 1024, ge=4096)
     summary_cache_seconds: float = Field(default=2.0, ge=0)
 
     @field_validator("environment")

@@ -81,7 +81,10 @@ async def list_gateways(
     runtime: RuntimeDep,
     status_filter: Annotated[GatewayStatus | None, Query(alias="status")] = None,
     health: HealthFilter = None,
-    name: Annotated[str | None, Query(max_length=255, description="substring of the name")] = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=255, pattern=r"^[^\x00]*$", description="substring of the name"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> GatewayPage:
@@ -200,7 +203,7 @@ async def push_gateway_config(
     ``GET /api/v1/opamp/config/{instance_id}``."""
     gateway = await service.get_gateway(session, runtime, access.org_id, gateway_id)
     record = await service.push_config(
-        session, runtime, gateway, body.config_yaml, access.principal.actor_id
+        session, runtime, gateway, body.config_yaml, access.principal.actor_id, body.content_type
     )
     await session.commit()  # the agent must find the new config when it asks for it
     pushed = await runtime.hub.config_changed(gateway.id)

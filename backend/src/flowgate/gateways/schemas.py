@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flowgate.core.schemas import RequestBody
 from flowgate.gateways.models import GatewayStatus
 
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$"
@@ -25,7 +26,7 @@ class RegistrationMetadata(BaseModel):
     capabilities: list[str] = Field(default_factory=list, max_length=64)
 
 
-class GatewayRegister(BaseModel):
+class GatewayRegister(RequestBody):
     name: str = Field(min_length=1, max_length=255)
     instance_id: str = Field(pattern=INSTANCE_ID_PATTERN)
     hostname: str | None = Field(default=None, max_length=255)
@@ -67,10 +68,11 @@ class ConfigStatusReport(BaseModel):
     config_version: int | None = Field(default=None, ge=0)
 
 
-class HeartbeatRequest(BaseModel):
+class HeartbeatRequest(RequestBody):
     version: str | None = Field(default=None, max_length=100)
     otel_version: str | None = Field(default=None, max_length=100)
-    config_version: int | None = Field(default=None, ge=0, le=2**62)
+    #: Stored in a 32-bit column (gateways.current_config_version).
+    config_version: int | None = Field(default=None, ge=0, le=2**31 - 1)
     metrics: HeartbeatMetrics | None = None
     config_status: ConfigStatusReport | None = None
 
@@ -172,7 +174,7 @@ class GatewayPage(BaseModel):
     summary: FleetSummary
 
 
-class GatewayUpdate(BaseModel):
+class GatewayUpdate(RequestBody):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     labels: dict[str, str] | None = None
 
@@ -182,8 +184,13 @@ class GatewayUpdate(BaseModel):
         return GatewayRegister._labels(value) if value is not None else None
 
 
-class RemoteConfigPush(BaseModel):
+class RemoteConfigPush(RequestBody):
     config_yaml: str = Field(min_length=1, max_length=512 * 1024)
+    content_type: Literal["text/yaml", "application/json"] = Field(
+        default="text/yaml",
+        description="text/yaml: a collector configuration (checked before it is stored); "
+        "application/json: a JSON object, for OpAMP agents that take JSON configuration",
+    )
 
 
 class RemoteConfigOut(BaseModel):

@@ -362,6 +362,8 @@ def decode_cursor(cursor: str) -> tuple[str, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         name, gid = orjson.loads(raw)
+        if "\x00" in str(name):  # never a stored name, and PostgreSQL cannot compare it
+            raise ValueError(name)
         return str(name), uuid.UUID(str(gid))
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise DomainError("Invalid cursor") from None
@@ -461,11 +463,18 @@ async def push_config(
     gateway: Gateway,
     config_yaml: str,
     created_by: uuid.UUID | None,
+    content_type: str = "text/yaml",
 ) -> GatewayRemoteConfig:
     """Store a new numbered config as the gateway's desired one. The caller commits, then
     calls :meth:`Hub.config_changed` so live connections get it at once."""
     try:
-        check_collector_yaml(config_yaml)
+        if content_type == "application/json":
+            if not isinstance(orjson.loads(config_yaml), dict):
+                raise ValueError("an application/json config must be a JSON object")
+        else:
+            check_collector_yaml(config_yaml)
+    except orjson.JSONDecodeError:
+        raise DomainError("config_yaml is not valid JSON") from None
     except ValueError as exc:
         raise DomainError(str(exc)) from None
     last = await session.scalar(
@@ -478,7 +487,8 @@ async def push_config(
         org_id=gateway.org_id,
         version=(last or 0) + 1,
         config_yaml=config_yaml,
-        config_hash=config_hash(config_yaml),
+        content_type=content_type,
+        config_hash=config_hash(config_yaml, content_type),
         created_by=created_by,
     )
     session.add(record)

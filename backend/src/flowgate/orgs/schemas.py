@@ -5,12 +5,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flowgate.core.schemas import RequestBody
 from flowgate.orgs.models import Role
 
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestBody):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
 
@@ -34,7 +35,7 @@ class Me(BaseModel):
     organizations: list[OrgRole]
 
 
-class OrgCreate(BaseModel):
+class OrgCreate(RequestBody):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 
 
@@ -45,7 +46,7 @@ class OrgOut(BaseModel):
     created_at: datetime
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestBody):
     email: str = Field(max_length=320, pattern=_EMAIL)
     password: str = Field(min_length=8, max_length=1024)
     role: Role = Role.viewer
@@ -56,7 +57,7 @@ class UserCreate(BaseModel):
         return value.strip().lower()
 
 
-class RoleUpdate(BaseModel):
+class RoleUpdate(RequestBody):
     role: Role
 
 
@@ -68,7 +69,7 @@ class MemberOut(BaseModel):
     created_at: datetime
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestBody):
     name: str = Field(min_length=1, max_length=100)
     role: Role = Role.viewer
 

@@ -23,8 +23,9 @@ class RegistrationToken(Base):
     name: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
     is_active: Mapped[bool] = mapped_column(default=True)
-    #: 1 = single use (the seed's default); None = unlimited.
-    max_uses: Mapped[int | None] = mapped_column(default=1)
+    #: 1 = single use (the seed's default, set by the service); None = unlimited. No column
+    #: default: the ORM would apply it to an explicit None and make "unlimited" single-use.
+    max_uses: Mapped[int | None]
     use_count: Mapped[int] = mapped_column(default=0)
     last_used_at: Mapped[datetime | None]
     created_by: Mapped[uuid.UUID | None] = mapped_column(

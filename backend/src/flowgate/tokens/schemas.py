@@ -5,8 +5,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flowgate.core.schemas import RequestBody
 
-class RegistrationTokenCreate(BaseModel):
+
+class RegistrationTokenCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     expires_in_days: int = Field(default=30, ge=1, le=3650)
     max_uses: int | None = Field(

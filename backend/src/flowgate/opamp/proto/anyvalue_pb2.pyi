@@ -1,5 +1,4 @@
-# Post-processed by backend/scripts/gen_proto.py: package-relative imports,
-# real module name, protobuf runtime version guard removed. DO NOT EDIT.
+# Post-processed by backend/scripts/gen_proto.py (see its docstring).
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

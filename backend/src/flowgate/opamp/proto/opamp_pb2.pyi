@@ -1,5 +1,4 @@
-# Post-processed by backend/scripts/gen_proto.py: package-relative imports,
-# real module name, protobuf runtime version guard removed. DO NOT EDIT.
+# Post-processed by backend/scripts/gen_proto.py (see its docstring).
 from . import anyvalue_pb2 as _anyvalue_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper

@@ -1,0 +1,251 @@
+"""Native OpAMP over WebSocket against a live server, with FlowGate's own test agent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from flowgate.opamp.proto import opamp_pb2
+from tests.support.api import Org
+from tests.support.polling import wait_for
+from tests.support.server import LiveServer
+from tests.support.ws_agent import (
+    ACCEPTS_OPAMP_CONNECTION_SETTINGS,
+    DEFAULT_CAPS,
+    REPORT_FULL_STATE,
+    WsAgent,
+)
+
+PATHS = ["/v1/opamp", "/api/v1/opamp/v1/opamp"]
+APPLIED = opamp_pb2.RemoteConfigStatuses_APPLIED
+FAILED = opamp_pb2.RemoteConfigStatuses_FAILED
+
+COLLECTOR_YAML = """receivers:
+  otlp:
+    protocols:
+      grpc: {}
+processors:
+  batch: {}
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [debug]
+"""
+
+
+def status_of(org: Org, gateway_id: str) -> dict[str, Any]:
+    resp = org.get(f"/api/v1/gateways/{gateway_id}/status")
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_full_state_makes_gateway_healthy_with_description(org: Org, path: str) -> None:
+    gw = org.register(name="ws-gw")
+    async with WsAgent(org.server.ws_url + path, gw["opamp_token"], version="0.115.1") as agent:
+        reply = await agent.request(agent.full_state())
+        assert reply.instance_uid == agent.uid
+        assert reply.capabilities & 0x1  # AcceptsStatus, on every reply
+        assert not reply.HasField("error_response")
+        # Heartbeats are answered with a bare acknowledgement.
+        hb = await agent.request(agent.message())
+        assert hb.instance_uid == agent.uid and not hb.flags
+        status = wait_for(
+            lambda: (s := status_of(org, gw["id"]))["health"]["status"] == "healthy" and s
+        )
+        assert status["status"] == "active"
+        assert status["version"]["agent_version"] == "0.115.1"
+        assert "AcceptsRemoteConfig" in status["version"]["capabilities"]
+        assert status["config"]["effective"]["config_yaml"].startswith("receivers:")
+        listed = org.get("/api/v1/gateways").json()["items"]
+        assert listed[0]["transport"] == "opamp-ws"
+        assert listed[0]["opamp_instance_uid"] == agent.uid.hex()
+
+
+async def test_close_marks_inactive_and_1000_close_is_answered(org: Org) -> None:
+    gw = org.register()
+    agent = await WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+    await agent.request(agent.full_state())
+    await agent.send(agent.message(agent_disconnect=opamp_pb2.AgentDisconnect()))
+    ack = await agent.recv()
+    assert ack.instance_uid == agent.uid
+    started = time.monotonic()
+    assert agent.ws is not None
+    await agent.ws.close(1000, "Normal closure")
+    assert time.monotonic() - started < 2  # the server answered the close handshake
+    assert agent.ws.close_code == 1000
+    wait_for(lambda: status_of(org, gw["id"])["status"] == "inactive")
+    assert status_of(org, gw["id"])["health"] == {
+        **status_of(org, gw["id"])["health"],
+        "status": "offline",
+        "health_score": 0,
+    }
+
+
+async def test_push_reaches_live_websocket_and_status_is_recorded(org: Org) -> None:
+    gw = org.register()
+    async with WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]) as agent:
+        await agent.request(agent.full_state())
+        resp = await asyncio.to_thread(
+            org.admin.put,
+            f"/api/v1/gateways/{gw['id']}/remote-config",
+            params={"org_id": org.id},
+            json={"config_yaml": COLLECTOR_YAML},
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["delivery"] == "pushed"
+        pushed = await agent.recv()
+        assert pushed.remote_config.config_hash
+        body = pushed.remote_config.config.config_map[""].body.decode()
+        assert body == COLLECTOR_YAML
+        await agent.report_config(pushed.remote_config.config_hash, APPLIED)
+        cfg = wait_for(
+            lambda: (
+                (c := org.get(f"/api/v1/gateways/{gw['id']}/config").json())[
+                    "applied_config_version"
+                ]
+                == 1
+                and c
+            )
+        )
+        assert cfg["remote_config_status"]["status"] == "applied"
+        assert cfg["config_version"] == 1 and cfg["source"] == "remote"
+        # The same hash is not offered again once acknowledged.
+        again = await agent.request(agent.message())
+        assert not again.HasField("remote_config")
+
+        # A second version the agent cannot apply: FAILED with its message is visible.
+        resp = await asyncio.to_thread(
+            org.admin.put,
+            f"/api/v1/gateways/{gw['id']}/remote-config",
+            params={"org_id": org.id},
+            json={"config_yaml": COLLECTOR_YAML.replace("batch: {}", "batch: {timeout: 1s}")},
+        )
+        pushed = await agent.recv()
+        await agent.report_config(pushed.remote_config.config_hash, FAILED, "bad processor")
+        cfg = wait_for(
+            lambda: (
+                (c := org.get(f"/api/v1/gateways/{gw['id']}/config").json())[
+                    "remote_config_status"
+                ]["status"]
+                == "failed"
+                and c
+            )
+        )
+        assert cfg["remote_config_status"]["error_message"] == "bad processor"
+        assert cfg["applied_config_version"] == 1
+
+
+async def test_agent_without_accepts_remote_config_gets_no_config(org: Org) -> None:
+    gw = org.register()
+    caps = DEFAULT_CAPS & ~0x2
+    async with WsAgent(
+        org.server.ws_url + "/v1/opamp", gw["opamp_token"], capabilities=caps
+    ) as agent:
+        await agent.request(agent.full_state())
+        org.admin.put(
+            f"/api/v1/gateways/{gw['id']}/remote-config",
+            params={"org_id": org.id},
+            json={"config_yaml": COLLECTOR_YAML},
+        )
+        reply = await agent.request(agent.message())
+        assert not reply.HasField("remote_config")
+
+
+async def test_registration_token_enrols_and_offers_own_token(org: Org) -> None:
+    token = org.registration_token(max_uses=None)
+    url = org.server.ws_url + "/v1/opamp"
+    caps = DEFAULT_CAPS | ACCEPTS_OPAMP_CONNECTION_SETTINGS
+    async with WsAgent(url, token, capabilities=caps, name="edge-7") as agent:
+        reply = await agent.request(agent.full_state())
+        offer = reply.connection_settings
+        assert offer.hash
+        assert offer.opamp.heartbeat_interval_seconds > 0
+        assert offer.opamp.destination_endpoint == url
+        headers = {h.key: h.value for h in offer.opamp.headers.headers}
+        own = headers["Authorization"].removeprefix("Bearer ")
+        assert own.count(".") == 2 and own != token
+    listed = org.get("/api/v1/gateways", name="edge-7").json()["items"]
+    assert [g["name"] for g in listed] == ["edge-7"]
+    # The offered token alone is now enough; the registration token is no longer needed.
+    async with WsAgent(url, own, uid=agent.uid, capabilities=caps) as again:
+        reply = await again.request(again.full_state())
+        assert not reply.HasField("error_response")
+        assert not reply.HasField("connection_settings")
+    # And it is the gateway's OpAMP token for the REST flow too.
+    hb = httpx.post(
+        f"{org.server.url}/api/v1/opamp/heartbeat/{listed[0]['instance_id']}",
+        headers={"Authorization": f"Bearer {own}"},
+    )
+    assert hb.status_code == 200
+
+
+@pytest.mark.parametrize("token", [None, "garbage", "a.b.c"])
+async def test_bad_credentials_rejected_before_upgrade(
+    server: LiveServer, token: str | None
+) -> None:
+    with pytest.raises(InvalidStatus) as info:
+        await WsAgent(server.ws_url + "/v1/opamp", token).connect()
+    assert info.value.response.status_code == 401
+
+
+async def test_deactivation_closes_live_connection(org: Org) -> None:
+    gw = org.register()
+    async with WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]) as agent:
+        await agent.request(agent.full_state())
+        resp = await asyncio.to_thread(
+            org.admin.post, f"/api/v1/gateways/{gw['id']}/deactivate", params={"org_id": org.id}
+        )
+        assert resp.status_code == 200
+        with pytest.raises(ConnectionClosed):
+            await agent.recv(timeout=5)
+    with pytest.raises(InvalidStatus):
+        await WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+
+
+async def test_restart_bare_heartbeat_gets_full_state_request(make_server: Any) -> None:
+    from tests.support.api import new_org, superuser_client
+
+    live: LiveServer = make_server()
+    org = new_org(live, superuser_client(live))
+    gw = org.register()
+    agent = await WsAgent(live.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+    await agent.request(agent.full_state())
+    wait_for(lambda: status_of(org, gw["id"])["health"]["status"] == "healthy")
+    live.restart()
+    # opamp-go (v0.23+) reconnects with a bare message: the server must ask for full state.
+    agent = await WsAgent(live.ws_url + "/v1/opamp", gw["opamp_token"], uid=agent.uid).connect()
+    agent.seq = 5
+    reply = await agent.request(agent.message())
+    assert reply.flags & REPORT_FULL_STATE
+    reply = await agent.request(agent.full_state())
+    assert not reply.flags & REPORT_FULL_STATE
+    org.admin = superuser_client(live)
+    status = wait_for(lambda: (s := status_of(org, gw["id"]))["status"] == "active" and s)
+    assert status["config"]["effective"] is not None
+    await agent.close()
+
+
+async def test_idle_websocket_is_closed_and_marked_inactive(make_server: Any) -> None:
+    from tests.support.api import new_org, superuser_client
+
+    live: LiveServer = make_server(
+        FLOWGATE_OPAMP_HEARTBEAT_INTERVAL_SECONDS="1", FLOWGATE_OPAMP_MISSED_HEARTBEATS="2"
+    )
+    org = new_org(live, superuser_client(live))
+    gw = org.register()
+    agent = await WsAgent(live.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+    await agent.request(agent.full_state())
+    with pytest.raises(ConnectionClosed):
+        await agent.recv(timeout=6)
+    wait_for(lambda: status_of(org, gw["id"])["status"] == "inactive")
