@@ -24,4 +24,4 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 #: Function scope: the unit of work commits before the response is sent, so a client that has
 #: its answer (say, a new registration token) can rely on the write in its next request.
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
