@@ -67,6 +67,9 @@ async def test_full_state_makes_gateway_healthy_with_description(org: Org, path:
         assert status["version"]["agent_version"] == "0.115.1"
         assert "AcceptsRemoteConfig" in status["version"]["capabilities"]
         assert status["config"]["effective"]["config_yaml"].startswith("receivers:")
+        assert status["agent"]["non_identifying_attributes"]["host.name"] == "ws-agent"
+        assert status["agent"]["component_health"]["status"] == "StatusOK"
+        assert status["agent"]["connected"] is True
         listed = org.get("/api/v1/gateways").json()["items"]
         assert listed[0]["transport"] == "opamp-ws"
         assert listed[0]["opamp_instance_uid"] == agent.uid.hex()

@@ -128,6 +128,19 @@ class MetricsOut(BaseModel):
     last_updated: datetime | None
 
 
+class AgentOut(BaseModel):
+    """What a native OpAMP agent reported about itself (absent for REST-only gateways)."""
+
+    instance_uid: str | None
+    transport: str
+    identifying_attributes: dict[str, Any]
+    non_identifying_attributes: dict[str, Any]
+    component_health: dict[str, Any] | None
+    available_components: dict[str, Any] | None
+    custom_capabilities: list[str]
+    connected: bool
+
+
 class StatusOut(BaseModel):
     gateway_id: uuid.UUID
     instance_id: str
@@ -137,6 +150,7 @@ class StatusOut(BaseModel):
     version: VersionOut
     config: ConfigOut
     metrics: MetricsOut
+    agent: AgentOut | None = None
 
 
 class GatewayHealthSummary(BaseModel):

@@ -31,6 +31,7 @@ from flowgate.gateways.health import (
 from flowgate.gateways.identity import GatewayIdentity
 from flowgate.gateways.models import Gateway, GatewayRemoteConfig, GatewayStatus
 from flowgate.gateways.schemas import (
+    AgentOut,
     ConfigOut,
     ConfigStatusOut,
     EffectiveConfigOut,
@@ -301,6 +302,22 @@ def _parse_dt(value: Any) -> datetime | None:
         return None
 
 
+def agent_out(runtime: Runtime, gateway: Gateway) -> AgentOut | None:
+    state = gateway.opamp_state
+    if not state:
+        return None
+    return AgentOut(
+        instance_uid=gateway.opamp_instance_uid,
+        transport=gateway.transport,
+        identifying_attributes=state.get("identifying_attributes") or {},
+        non_identifying_attributes=state.get("non_identifying_attributes") or {},
+        component_health=state.get("health"),
+        available_components=state.get("available_components"),
+        custom_capabilities=state.get("custom_capabilities") or [],
+        connected=runtime.hub.is_connected(gateway.id),
+    )
+
+
 async def status_out(session: AsyncSession, runtime: Runtime, gateway: Gateway) -> StatusOut:
     now = utcnow()
     return StatusOut(
@@ -312,6 +329,7 @@ async def status_out(session: AsyncSession, runtime: Runtime, gateway: Gateway) 
         version=version_out(gateway),
         config=await config_out(session, gateway),
         metrics=metrics_out(gateway),
+        agent=agent_out(runtime, gateway),
     )
 
 
