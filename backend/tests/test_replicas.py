@@ -1,4 +1,4 @@
-"""Two replicas sharing PostgreSQL and Redis: a push made on one reaches a WebSocket on the other."""
+"""Two replicas sharing PostgreSQL and Redis: a push on one reaches a WebSocket on the other."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""OpAMP server support: the sans-I/O protocol core (``core``) and generated protobufs (``proto``)."""
+"""OpAMP server: the sans-I/O protocol core (``core``) and generated protobufs (``proto``)."""
