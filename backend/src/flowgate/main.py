@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from flowgate import __version__
@@ -18,6 +19,7 @@ from flowgate.core.limits import RequestLimits
 from flowgate.core.runtime import Runtime
 from flowgate.core.settings import Settings
 from flowgate.fleet.hub import Hub
+from flowgate.fleet.metrics import build_registry, render
 from flowgate.fleet.presence import Presence
 from flowgate.gateways.identity import IdentityCache
 from flowgate.orgs import service as orgs
@@ -110,6 +112,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         """The process is alive."""
         return {"status": "ok"}
+
+    registry = build_registry(runtime)
+
+    @app.get("/metrics", tags=["ops"], operation_id="metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics of this replica (OpAMP connections, messages, batched writes)."""
+        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", tags=["ops"], operation_id="readyz", response_model=None)
     async def readyz() -> Any:

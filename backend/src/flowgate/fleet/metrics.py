@@ -1,0 +1,61 @@
+"""Prometheus metrics of this replica, read from live state at scrape time (no hot-path cost)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from flowgate.core.runtime import Runtime
+
+
+class RuntimeCollector(Collector):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.runtime.presence.stats
+        agents = self.runtime.extras.get("opamp")
+        yield GaugeMetricFamily(
+            "flowgate_opamp_websocket_connections",
+            "Open OpAMP WebSocket connections on this replica",
+            value=getattr(agents, "connections", 0),
+        )
+        yield GaugeMetricFamily(
+            "flowgate_opamp_agents",
+            "Native OpAMP agents with hot state on this replica",
+            value=len(getattr(agents, "agents", {})),
+        )
+        yield CounterMetricFamily(
+            "flowgate_opamp_messages",
+            "AgentToServer messages processed",
+            value=getattr(agents, "messages", 0),
+        )
+        yield CounterMetricFamily(
+            "flowgate_presence_flushes", "Batched presence writes", value=stats.flushes
+        )
+        yield CounterMetricFamily(
+            "flowgate_presence_rows", "Gateway rows written by presence flushes", value=stats.rows
+        )
+        yield CounterMetricFamily(
+            "flowgate_presence_statements",
+            "UPDATE statements (executemany batches) issued by presence flushes",
+            value=stats.statements,
+        )
+        yield CounterMetricFamily(
+            "flowgate_presence_flush_failures", "Presence flushes that failed", value=stats.failures
+        )
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
+
+
+def build_registry(runtime: Runtime) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(RuntimeCollector(runtime))
+    return registry

@@ -1,0 +1,93 @@
+"""Heartbeats are buffered: database writes follow the flush rate, not the heartbeat rate."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+
+from tests.support.api import Org
+from tests.support.server import LiveServer
+from tests.support.ws_agent import WsAgent
+
+
+def metric(server: LiveServer, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+    assert match, f"{name} missing from /metrics"
+    return float(match.group(1))
+
+
+def gateway_updates(server: LiveServer) -> int | None:
+    """Rows updated in the gateways table, as PostgreSQL itself counts them."""
+    if not server.database_url:
+        return None
+    import asyncpg
+
+    dbname = server.database_url.rsplit("/", 1)[1]
+
+    async def go() -> int:
+        conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database=dbname)
+        try:
+            value = await conn.fetchval(
+                "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'gateways'"
+            )
+            return int(value or 0)
+        finally:
+            await conn.close()
+
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
+
+
+def test_rest_heartbeats_are_written_in_batches(org: Org) -> None:
+    gateways = [org.register() for _ in range(5)]
+    for gw in gateways:  # first contact: registered -> active is flushed promptly
+        assert org.heartbeat(gw).status_code == 200
+    time.sleep(1.5)
+    rows_before = metric(org.server, "flowgate_presence_rows_total")
+    updates_before = gateway_updates(org.server)
+    heartbeats = 0
+    with httpx.Client(base_url=org.server.url) as client:
+        for _ in range(40):
+            for gw in gateways:
+                resp = client.post(
+                    f"/api/v1/opamp/heartbeat/{gw['instance_id']}",
+                    headers={"Authorization": f"Bearer {gw['opamp_token']}"},
+                    json={"metrics": {"logs_processed": heartbeats}},
+                )
+                assert resp.status_code == 200
+                heartbeats += 1
+    time.sleep(1.5)  # let the last batch land
+    rows = metric(org.server, "flowgate_presence_rows_total") - rows_before
+    assert 1 <= rows < heartbeats / 4, (rows, heartbeats)
+    # Nothing was lost: the last reported value is what the API shows.
+    last = org.get(f"/api/v1/gateways/{gateways[-1]['id']}/metrics").json()
+    assert last["logs_processed"] == heartbeats - 1
+    updates_after = gateway_updates(org.server)
+    if updates_before is not None and updates_after is not None:
+        time.sleep(1)  # PostgreSQL publishes table statistics with a short delay
+        updates_after = gateway_updates(org.server)
+        assert updates_after is not None
+        assert updates_after - updates_before < heartbeats / 4
+
+
+async def test_websocket_heartbeats_do_not_write_state(org: Org) -> None:
+    gw = org.register()
+    agent = await WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+    await agent.request(agent.full_state())
+    await asyncio.sleep(1.5)
+    messages_before = metric(org.server, "flowgate_opamp_messages_total")
+    rows_before = metric(org.server, "flowgate_presence_rows_total")
+    for _ in range(200):
+        reply = await agent.request(agent.message())
+        assert not reply.flags
+    await asyncio.sleep(1.5)
+    assert metric(org.server, "flowgate_opamp_messages_total") - messages_before == 200
+    rows = metric(org.server, "flowgate_presence_rows_total") - rows_before
+    assert 1 <= rows < 50, rows
+    await agent.close()
