@@ -1,0 +1,55 @@
+"""Overload answers: 503 + Retry-After on HTTP polls and WebSocket upgrades, UNAVAILABLE on an
+open WebSocket; agents under the limits are served normally."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from flowgate.opamp.proto import opamp_pb2
+from tests.support.api import new_org, superuser_client
+from tests.support.server import LiveServer
+from tests.support.ws_agent import WsAgent
+
+UNAVAILABLE = opamp_pb2.ServerErrorResponseType_Unavailable
+
+
+def poll(server: LiveServer, token: str) -> httpx.Response:
+    body = opamp_pb2.AgentToServer(instance_uid=uuid.uuid4().bytes, capabilities=1)
+    return httpx.post(
+        server.url + "/v1/opamp",
+        content=body.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {token}"},
+    )
+
+
+async def test_overload_is_answered_with_retry_after(make_server: Any) -> None:
+    live: LiveServer = make_server(
+        FLOWGATE_OPAMP_MAX_MESSAGES_PER_SECOND="3",
+        FLOWGATE_OPAMP_MAX_CONNECTIONS="1",
+        FLOWGATE_OPAMP_RETRY_AFTER_SECONDS="42",
+    )
+    org = new_org(live, superuser_client(live))
+    token = org.register()["opamp_token"]
+    statuses = [poll(live, token) for _ in range(12)]
+    codes = {r.status_code for r in statuses}
+    assert codes == {200, 503}, codes
+    refused = next(r for r in statuses if r.status_code == 503)
+    assert refused.headers["retry-after"] == "42"
+
+    first = await WsAgent(live.ws_url + "/v1/opamp", token).connect()
+    with pytest.raises(InvalidStatus) as info:
+        await WsAgent(live.ws_url + "/v1/opamp", org.register()["opamp_token"]).connect()
+    assert info.value.response.status_code == 503
+    assert info.value.response.headers["Retry-After"] == "42"
+
+    replies = [await first.request(first.full_state()) for _ in range(8)]
+    busy = [r for r in replies if r.HasField("error_response")]
+    assert busy, "an open WebSocket over the rate gets UNAVAILABLE"
+    assert busy[0].error_response.type == UNAVAILABLE
+    assert busy[0].error_response.retry_info.retry_after_nanoseconds == 42 * 10**9
+    await first.close()
