@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -21,6 +22,8 @@ from flowgate.core.security import (
     digest,
 )
 from flowgate.orgs.models import ApiKey, Membership, Role, User
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass
@@ -60,7 +63,10 @@ async def load_principal(session: AsyncSession, token: str, signing_key: str) ->
         key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(token)))
         if key is None or key.revoked_at is not None:
             return None
-        key.last_used_at = utcnow()
+        now = utcnow()
+        # Coarse on purpose: one write a minute per key, not one per request.
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            key.last_used_at = now
         return Principal(roles={key.org_id: key.role}, api_key=key)
     claims = decode_jwt(token, signing_key, ACCESS_TOKEN_TYPE)
     if claims is None:

@@ -111,6 +111,8 @@ class OpAMPAgents:
         self.throttle = Throttle(self.settings.opamp_max_messages_per_second)
         self.connections = 0
         self.messages = 0
+        #: uid re-links buffered in presence since the last flush (see _load).
+        self._unflushed_rekeys = 0
         self._sweeper: asyncio.Task[None] | None = None
 
     # -- authentication ----------------------------------------------------------------------
@@ -230,6 +232,7 @@ class OpAMPAgents:
         self.runtime.presence.record(
             agent.gateway_id, opamp_instance_uid=new_uid.hex(), urgent=True
         )
+        self._unflushed_rekeys += 1
 
     # -- loading and enrolment -------------------------------------------------------------------
     async def _load(
@@ -240,7 +243,9 @@ class OpAMPAgents:
         transport: Transport,
         endpoint: str,
     ) -> Agent | None:
-        await self.runtime.presence.flush()  # a pending uid link must be visible to the query
+        if self._unflushed_rekeys:  # a buffered uid re-link must be visible to the queries below
+            self._unflushed_rekeys = 0
+            await self.runtime.presence.flush()
         async with self.runtime.db.sessionmaker() as session:
             offer = None
             if cred.kind == "opamp":
