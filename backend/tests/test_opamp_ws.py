@@ -252,3 +252,42 @@ async def test_idle_websocket_is_closed_and_marked_inactive(make_server: Any) ->
     with pytest.raises(ConnectionClosed):
         await agent.recv(timeout=6)
     wait_for(lambda: status_of(org, gw["id"])["status"] == "inactive")
+
+
+async def test_permessage_deflate_is_not_negotiated(org: Org) -> None:
+    from websockets.asyncio.client import connect
+
+    gw = org.register()
+    async with connect(
+        org.server.ws_url + "/v1/opamp",
+        additional_headers={"Authorization": f"Bearer {gw['opamp_token']}"},
+        compression="deflate",
+    ) as ws:
+        assert ws.response is not None
+        assert "Sec-WebSocket-Extensions" not in ws.response.headers
+
+
+async def test_available_components_are_requested_and_stored(org: Org) -> None:
+    gw = org.register()
+    async with WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]) as agent:
+        agent.capabilities |= 0x4000  # ReportsAvailableComponents
+        components = opamp_pb2.AvailableComponents(hash=b"\x01" * 32)
+        first = agent.full_state()
+        first.available_components.CopyFrom(components)
+        reply = await agent.request(first)
+        assert reply.flags & 0x2  # ReportAvailableComponents: send the full map
+        full = opamp_pb2.AvailableComponents(hash=b"\x01" * 32)
+        full.components["receivers"].sub_component_map["otlp"].metadata.add(key="code.namespace")
+        reply = await agent.request(agent.message(available_components=full))
+        assert not reply.flags & 0x2
+        status = wait_for(
+            lambda: (
+                (s := status_of(org, gw["id"]))["agent"]
+                and s["agent"]["available_components"]
+                and s["agent"]["available_components"]["components"]
+                and s
+            )
+        )
+        stored = status["agent"]["available_components"]
+        assert stored["hash"] == "01" * 32
+        assert "receivers" in stored["components"]
