@@ -58,6 +58,7 @@ async def register_gateway(
         raise InvalidRegistrationToken()
     token = await tokens.find_usable(session, plain)
     reg = await service.register(session, runtime, token, body)
+    await service.commit_credentials(session, runtime, reg.gateway.id)
     service.invalidate_summary(runtime, reg.gateway.org_id)
     if not reg.created:
         response.status_code = status.HTTP_200_OK
@@ -173,7 +174,7 @@ async def deactivate_gateway(
 ) -> GatewayOut:
     gateway = await service.get_gateway(session, runtime, access.org_id, gateway_id)
     await service.deactivate(session, runtime, gateway)
-    await session.flush()
+    await service.commit_credentials(session, runtime, gateway.id)
     await runtime.hub.disconnect(gateway.id)
     return service.gateway_out(runtime, gateway, utcnow())
 
@@ -186,8 +187,8 @@ async def delete_gateway(
 ) -> None:
     gateway = await service.get_gateway(session, runtime, access.org_id, gateway_id)
     await service.delete(session, runtime, gateway)
-    await session.flush()
-    await runtime.hub.disconnect(gateway.id)
+    await service.commit_credentials(session, runtime, gateway_id)
+    await runtime.hub.disconnect(gateway_id)
 
 
 @router.put("/{gateway_id}/remote-config", operation_id="push_gateway_config")
