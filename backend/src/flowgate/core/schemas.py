@@ -14,24 +14,31 @@ _UNSTORABLE_CHARS = re.compile("[\x00\ud800-\udfff]")
 def check_storable(value: Any) -> None:
     """Raise ValueError when ``value`` (walked iteratively, so depth cannot exhaust the stack)
     holds a NUL character or an unpaired surrogate in any string or key, or a non-finite float.
+    The message names where, e.g. ``labels.env: ...``.
 
     PostgreSQL rejects the first two in ``text`` and ``jsonb`` and JSON has no Infinity/NaN, so
     such input would otherwise fail only when written (a 500, or a failed heartbeat flush).
     """
-    stack = [value]
+    stack: list[tuple[str, Any]] = [("", value)]
     while stack:
-        item = stack.pop()
+        where, item = stack.pop()
+        problem = None
         if isinstance(item, str):
             if _UNSTORABLE_CHARS.search(item):
-                raise ValueError("text must not contain NUL characters or unpaired surrogates")
+                problem = "text must not contain NUL characters or unpaired surrogates"
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise ValueError("numbers must be finite")
+                problem = "numbers must be finite"
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, child in item.items():
+                path = f"{where}.{key}" if where else str(key)
+                stack.append((path, key))
+                stack.append((path, child))
         elif isinstance(item, list | tuple):
-            stack.extend(item)
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+        if problem:
+            where = _UNSTORABLE_CHARS.sub("?", where)
+            raise ValueError(f"{where}: {problem}" if where else problem)
 
 
 class RequestBody(BaseModel):

@@ -72,14 +72,18 @@ def decode_jwt(token: str, key: str, expected_type: str) -> dict[str, Any] | Non
 
 
 def opamp_token(gateway_id: uuid.UUID, org_id: uuid.UUID, ttl_days: int, key: str) -> str:
-    """The seed's OpAMP token: exactly sub, org_id, type, exp, iat."""
+    """The seed's OpAMP token: exactly sub, org_id, type, exp, iat.
+
+    ``iat`` keeps microseconds (a NumericDate may be fractional, RFC 7519 section 2), so a
+    re-registration within the same second still gets a new token, and the old one stops working.
+    """
     now = datetime.now(UTC)
     payload = {
         "sub": str(gateway_id),
         "org_id": str(org_id),
         "type": OPAMP_TOKEN_TYPE,
         "exp": int((now + timedelta(days=ttl_days)).timestamp()),
-        "iat": int(now.timestamp()),
+        "iat": round(now.timestamp(), 6),
     }
     return encode_jwt(payload, key)
 

@@ -114,7 +114,6 @@ async def register(
     )
     gateway.opamp_token = digest(jwt_token)
     await session.flush()
-    runtime.identities.invalidate(gateway.id)
     runtime.presence.forget(gateway.id)
     log.info(
         "gateway registered" if created else "gateway re-registered",
@@ -129,6 +128,18 @@ async def register(
 
 
 # -- REST agent endpoints ---------------------------------------------------------------------
+
+
+async def commit_credentials(
+    session: AsyncSession, runtime: Runtime, gateway_id: uuid.UUID
+) -> None:
+    """Commit a change to a gateway's OpAMP credential, then drop the cached one.
+
+    In this order on purpose: dropping the cache first would let a heartbeat arriving before
+    the commit cache the old token again, keeping a revoked token alive for the cache's TTL.
+    """
+    await session.commit()
+    runtime.identities.invalidate(gateway_id)
 
 
 def check_instance(ident: GatewayIdentity, instance_id: str) -> None:
@@ -461,8 +472,9 @@ async def deactivate(session: AsyncSession, runtime: Runtime, gateway: Gateway) 
     """Mark inactive and revoke the OpAMP token; a registration token can re-enrol it."""
     gateway.status = GatewayStatus.inactive
     gateway.opamp_token = None
-    runtime.presence.forget(gateway.id)
-    runtime.identities.invalidate(gateway.id)
+    # Buffered as well, not just forgotten: a heartbeat flush already in flight would otherwise
+    # write "active" over this change after it commits; the newer buffered value follows it.
+    runtime.presence.record(gateway.id, status=GatewayStatus.inactive, urgent=True)
     invalidate_summary(runtime, gateway.org_id)
     log.info("gateway deactivated", extra={"gateway_id": str(gateway.id)})
 
@@ -470,7 +482,6 @@ async def deactivate(session: AsyncSession, runtime: Runtime, gateway: Gateway) 
 async def delete(session: AsyncSession, runtime: Runtime, gateway: Gateway) -> None:
     await session.delete(gateway)
     runtime.presence.forget(gateway.id)
-    runtime.identities.invalidate(gateway.id)
     invalidate_summary(runtime, gateway.org_id)
     log.info("gateway deleted", extra={"gateway_id": str(gateway.id)})
 
