@@ -21,6 +21,7 @@ from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, DomainError, GatewayNotFound, InstanceMismatch
 from flowgate.core.runtime import Runtime
 from flowgate.core.security import digest, opamp_token
+from flowgate.core.settings import Settings
 from flowgate.gateways.health import (
     HEALTHY,
     OFFLINE,
@@ -106,13 +107,7 @@ async def register(
         await session.flush()
     except IntegrityError:
         raise Conflict("A registration for this instance_id is in progress; retry") from None
-    jwt_token = opamp_token(
-        gateway.id,
-        gateway.org_id,
-        runtime.settings.opamp_token_ttl_days,
-        runtime.settings.signing_key,
-    )
-    gateway.opamp_token = digest(jwt_token)
+    jwt_token = issue_opamp_token(gateway, runtime.settings)
     await session.flush()
     runtime.presence.forget(gateway.id)
     log.info(
@@ -128,6 +123,16 @@ async def register(
 
 
 # -- REST agent endpoints ---------------------------------------------------------------------
+
+
+def issue_opamp_token(gateway: Gateway, settings: Settings) -> str:
+    """A new OpAMP JWT for the gateway; only its digest is kept, so any earlier token of the
+    gateway stops working once this is committed (see :func:`commit_credentials`)."""
+    token = opamp_token(
+        gateway.id, gateway.org_id, settings.opamp_token_ttl_days, settings.signing_key
+    )
+    gateway.opamp_token = digest(token)
+    return token
 
 
 async def commit_credentials(

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, InvalidRegistrationToken, NotAuthenticated
 from flowgate.core.runtime import Runtime
-from flowgate.core.security import digest, opamp_token
+from flowgate.gateways import service as gateways
 from flowgate.gateways.identity import GatewayIdentity
 from flowgate.gateways.models import Gateway, GatewayRemoteConfig, GatewayStatus
 from flowgate.gateways.schemas import INSTANCE_ID_PATTERN
@@ -265,12 +265,7 @@ class OpAMPAgents:
                     destination_endpoint=endpoint,
                 )
             gateway.transport = transport
-            desired = await session.scalar(
-                select(GatewayRemoteConfig)
-                .where(GatewayRemoteConfig.gateway_id == gateway.id)
-                .order_by(GatewayRemoteConfig.version.desc())
-                .limit(1)
-            )
+            desired = await gateways.desired_config(session, gateway.id)
             state = None
             stored = gateway.opamp_state or {}
             if stored.get("instance_uid") == uid.hex():
@@ -394,25 +389,14 @@ class OpAMPAgents:
             gateway.registration_token_id = token.id
         if gateway.status in (GatewayStatus.inactive, GatewayStatus.error):
             gateway.status = GatewayStatus.registered
-        jwt = opamp_token(
-            gateway.id,
-            gateway.org_id,
-            self.settings.opamp_token_ttl_days,
-            self.settings.signing_key,
-        )
-        gateway.opamp_token = digest(jwt)
+        jwt = gateways.issue_opamp_token(gateway, self.settings)
         await session.flush()
         return gateway, jwt
 
     # -- pushes, disconnects, liveness -------------------------------------------------------------
     async def _config_changed(self, agent: Agent) -> bool:
         async with self.runtime.db.sessionmaker() as session:
-            record = await session.scalar(
-                select(GatewayRemoteConfig)
-                .where(GatewayRemoteConfig.gateway_id == agent.gateway_id)
-                .order_by(GatewayRemoteConfig.version.desc())
-                .limit(1)
-            )
+            record = await gateways.desired_config(session, agent.gateway_id)
         agent.desired = _remote_config(record)
         agent.desired_version = record.version if record else None
         if agent.connection is None or agent.state is None:
