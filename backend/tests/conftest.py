@@ -69,19 +69,21 @@ def org(server: LiveServer, superuser: httpx.Client) -> Org:
 
 
 @pytest.fixture
-def make_server(
-    backend: str, tmp_path: Path
-) -> Iterator[type[LiveServer] | object]:
-    """Factory for a private server (for restart tests): ``make_server(**extra_env)``."""
+def make_server(backend: str, tmp_path: Path) -> Iterator[type[LiveServer] | object]:
+    """Factory for a private server (for restart tests): ``make_server(**extra_env)``;
+    ``omit_env=("FLOWGATE_X", ...)`` removes variables the harness would otherwise set."""
     started: list[LiveServer] = []
     drops: list[str] = []
 
-    def factory(**extra_env: str) -> LiveServer:
+    def factory(omit_env: tuple[str, ...] = (), **extra_env: str) -> LiveServer:
         url, pg_name = database_for(backend, tmp_path)
         if pg_name:
             drops.append(pg_name)
         live = LiveServer(
-            data_dir=tmp_path / f"data{len(started)}", database_url=url, extra_env=extra_env
+            data_dir=tmp_path / f"data{len(started)}",
+            database_url=url,
+            extra_env=extra_env,
+            omit_env=omit_env,
         )
         started.append(live)
         return live.start()

@@ -42,8 +42,12 @@ def test_quickstart_ends_with_a_healthy_gateway(make_server: Any) -> None:
     live: LiveServer = make_server()
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", quickstart()],
-        env={**live.env(), "FLOWGATE": live.url, "ADMIN_EMAIL": ADMIN_EMAIL,
-             "ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={
+            **live.env(),
+            "FLOWGATE": live.url,
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+        },
         capture_output=True,
         text=True,
         timeout=60,

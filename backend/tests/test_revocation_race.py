@@ -16,7 +16,7 @@ def test_deactivate_and_reregister_revoke_at_once_under_heartbeats(org: Org) -> 
         gw = org.register("racer", token=token)
         stop = threading.Event()
 
-        def hammer(opamp_token: str = gw["opamp_token"]) -> None:
+        def hammer(opamp_token: str = gw["opamp_token"], stop: threading.Event = stop) -> None:
             with httpx.Client(base_url=org.server.url) as client:
                 while not stop.is_set():
                     client.post(

@@ -9,10 +9,18 @@ from tests.support.api import Org
 
 def test_token_register_heartbeat_status_config(org: Org) -> None:
     token = org.registration_token(name="Gateway Registration", expires_in_days=30)
-    gw = org.register("gateway-1", token=token, name="FlowGate Gateway",
-                      hostname="gateway.example.com", ip_address="192.168.1.100",
-                      metadata={"version": "1.0.0", "otel_version": "0.88.0",
-                                "capabilities": ["AcceptsRemoteConfig", "ReportsEffectiveConfig"]})
+    gw = org.register(
+        "gateway-1",
+        token=token,
+        name="FlowGate Gateway",
+        hostname="gateway.example.com",
+        ip_address="192.168.1.100",
+        metadata={
+            "version": "1.0.0",
+            "otel_version": "0.88.0",
+            "capabilities": ["AcceptsRemoteConfig", "ReportsEffectiveConfig"],
+        },
+    )
     assert gw["status"] == "registered"
     assert gw["opamp_endpoint"] == f"{org.server.url}/api/v1/opamp/v1/opamp"
     hb = org.heartbeat(gw)
@@ -21,9 +29,14 @@ def test_token_register_heartbeat_status_config(org: Org) -> None:
     status = org.get(f"/api/v1/gateways/{gw['id']}/status").json()
     assert status["health"]["status"] == "healthy"
     assert status["health"]["health_score"] == 100
-    assert status["version"] == {"agent_version": "1.0.0", "otel_version": "0.88.0",
-                                 "capabilities": ["AcceptsRemoteConfig", "ReportsEffectiveConfig"]}
-    cfg = httpx.get(f"{org.server.url}/api/v1/opamp/config/gateway-1",
-                    headers={"Authorization": f"Bearer {gw['opamp_token']}"}).json()
+    assert status["version"] == {
+        "agent_version": "1.0.0",
+        "otel_version": "0.88.0",
+        "capabilities": ["AcceptsRemoteConfig", "ReportsEffectiveConfig"],
+    }
+    cfg = httpx.get(
+        f"{org.server.url}/api/v1/opamp/config/gateway-1",
+        headers={"Authorization": f"Bearer {gw['opamp_token']}"},
+    ).json()
     assert cfg["source"] == "base"
     assert "receivers:" in cfg["config_yaml"]

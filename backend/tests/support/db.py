@@ -15,6 +15,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.support.api import Org
+from tests.support.polling import wait_for
 from tests.support.server import LiveServer
 
 
@@ -95,3 +97,16 @@ def fetch_row(
     )
     assert len(rows) == 1, f"no {table} row with id {row_id}"
     return rows[0]
+
+
+def wait_flushed(org: Org, timeout: float = 10) -> None:
+    """Wait until every heartbeat the server buffered so far has been written (or has failed):
+    a barrier heartbeat from a gateway of its own is written by the same or a later flush."""
+    sentinel = org.register(name="zz-flush-barrier")
+    marker = f"barrier-{uuid.uuid4().hex}"
+    resp = org.heartbeat(sentinel, {"version": marker})
+    assert resp.status_code == 200, resp.text
+    wait_for(
+        lambda: marker in str(fetch_row(org.server, "gateways", sentinel["id"], "extra_metadata")),
+        timeout=timeout,
+    )

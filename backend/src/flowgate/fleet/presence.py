@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from flowgate.core.db import utcnow
@@ -55,6 +56,34 @@ class FlushStats:
     rows: int = 0
     statements: int = 0
     failures: int = 0
+    dropped: int = 0
+
+
+class PresenceView:
+    """Buffered values as of one moment (see :meth:`Presence.view`)."""
+
+    def __init__(
+        self,
+        presence: Presence,
+        in_flight: dict[uuid.UUID, Pending],
+        pending: dict[uuid.UUID, Pending],
+    ) -> None:
+        self._presence = presence
+        self._layers = (in_flight, pending)  # oldest first
+
+    def apply_to(self, gateway: Gateway) -> Gateway:
+        """Overlay the captured values on a loaded row, in memory only (a view, not a write)."""
+        self._presence.observe_status(gateway.id, gateway.status)
+        for layer in self._layers:
+            pending = layer.get(gateway.id)
+            if pending is None:
+                continue
+            for key, value in pending.values.items():
+                gateway.__dict__[key] = value  # bypass change tracking: never flushed from here
+            if pending.metadata:
+                merged = {**(gateway.extra_metadata or {}), **pending.metadata}
+                gateway.__dict__["extra_metadata"] = merged
+        return gateway
 
 
 class Presence:
@@ -117,26 +146,16 @@ class Presence:
         self._pending.pop(gateway_id, None)
         self._known_status.pop(gateway_id, None)
 
+    def view(self) -> PresenceView:
+        """Capture what is buffered now. Take it *before* loading rows and apply it after:
+        a flush that commits in between then cannot make the loaded rows look older than
+        what this replica had already accepted (the captured batch is still applied)."""
+        return PresenceView(self, self._in_flight, self._pending)
+
     def apply_to(self, gateway: Gateway) -> Gateway:
-        """Overlay pending values on a loaded row (in memory only; never flushed from here)."""
-        self.observe_status(gateway.id, gateway.status)
-        pending = self._pending.get(gateway.id)
-        in_flight = self._in_flight.get(gateway.id)
-        if in_flight is not None:
-            if pending is not None:
-                combined = Pending(dict(in_flight.values), dict(in_flight.metadata))
-                combined.merge(pending)
-                pending = combined
-            else:
-                pending = in_flight
-        if pending is None:
-            return gateway
-        for key, value in pending.values.items():
-            gateway.__dict__[key] = value  # bypass change tracking: a view, not a write
-        if pending.metadata:
-            merged = {**(gateway.extra_metadata or {}), **pending.metadata}
-            gateway.__dict__["extra_metadata"] = merged
-        return gateway
+        """Overlay buffered values on a row loaded after this call's view would have been
+        taken; prefer ``view()`` before the query and ``view.apply_to`` after it."""
+        return self.view().apply_to(gateway)
 
     # -- flushing --------------------------------------------------------------------------
     async def flush(self) -> int:
@@ -148,16 +167,20 @@ class Presence:
             self._in_flight = batch
             try:
                 statements = await self._write(batch)
-            except Exception:
-                self._in_flight = {}
+            except Exception as exc:
                 self.stats.failures += 1
-                log.exception("presence flush failed; will retry", extra={"rows": len(batch)})
-                for gateway_id, older in batch.items():  # keep newer values on top
-                    newer = self._pending.get(gateway_id)
-                    if newer is not None:
-                        older.merge(newer)
-                    self._pending[gateway_id] = older
-                return 0
+                if not _refused(exc):
+                    self._in_flight = {}
+                    log.warning(
+                        "presence flush failed; will retry",
+                        extra={"rows": len(batch), "error": type(exc).__name__},
+                    )
+                    self._requeue(batch)
+                    return 0
+                # The database refused the data: write row by row so one bad row cannot hold
+                # back every other gateway's heartbeats, and set the refused rows aside.
+                log.exception("presence flush refused; retrying row by row")
+                batch, statements = await self._write_each(batch)
             self._in_flight = {}
             for gateway_id, pending in batch.items():
                 if "status" in pending.values:
@@ -166,6 +189,34 @@ class Presence:
             self.stats.rows += len(batch)
             self.stats.statements += statements
             return len(batch)
+
+    def _requeue(self, batch: dict[uuid.UUID, Pending]) -> None:
+        for gateway_id, older in batch.items():  # keep newer values on top
+            newer = self._pending.get(gateway_id)
+            if newer is not None:
+                older.merge(newer)
+            self._pending[gateway_id] = older
+
+    async def _write_each(
+        self, batch: dict[uuid.UUID, Pending]
+    ) -> tuple[dict[uuid.UUID, Pending], int]:
+        written: dict[uuid.UUID, Pending] = {}
+        statements = 0
+        for gateway_id, pending in batch.items():
+            try:
+                statements += await self._write({gateway_id: pending})
+            except Exception as exc:
+                if not _refused(exc):
+                    self._requeue({gid: p for gid, p in batch.items() if gid not in written})
+                    break
+                self.stats.dropped += 1
+                log.error(
+                    "presence update refused by the database; dropped",
+                    extra={"gateway_id": str(gateway_id), "columns": sorted(pending.values)},
+                )
+            else:
+                written[gateway_id] = pending
+        return written, statements
 
     async def _write(self, batch: dict[uuid.UUID, Pending]) -> int:
         table = cast(Table, Gateway.__table__)
@@ -216,3 +267,13 @@ class Presence:
                 await self._task
             self._task = None
         await self.flush()
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when the database (or the driver's bind step) refused the data itself; anything
+    else, such as a lost connection or a locked SQLite file, is worth retrying unchanged."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        return True
+    return isinstance(exc, ValueError | TypeError)

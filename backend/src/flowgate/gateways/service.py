@@ -198,12 +198,13 @@ async def desired_config(
 async def get_gateway(
     session: AsyncSession, runtime: Runtime, org_id: uuid.UUID, gateway_id: uuid.UUID
 ) -> Gateway:
+    buffered = runtime.presence.view()
     gateway = await session.scalar(
         select(Gateway).where(Gateway.id == gateway_id, Gateway.org_id == org_id)
     )
     if gateway is None:
         raise GatewayNotFound()
-    return runtime.presence.apply_to(gateway)
+    return buffered.apply_to(gateway)
 
 
 def health_out(runtime: Runtime, gateway: Gateway, now: datetime) -> HealthOut:
@@ -427,10 +428,11 @@ async def list_gateways(
     if cursor:
         after_name, after_id = decode_cursor(cursor)
         query = query.where(tuple_(Gateway.name, Gateway.id) > tuple_(after_name, after_id))
+    buffered = runtime.presence.view()
     rows = list(await session.scalars(query.order_by(Gateway.name, Gateway.id).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [gateway_out(runtime, runtime.presence.apply_to(g), now) for g in rows]
+    items = [gateway_out(runtime, buffered.apply_to(g), now) for g in rows]
     next_cursor = encode_cursor(rows[-1].name, rows[-1].id) if more and rows else None
     return items, next_cursor
 

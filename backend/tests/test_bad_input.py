@@ -1,0 +1,340 @@
+"""Bad input gets a clear 4xx and changes nothing: malformed JSON, wrong types, oversized bodies,
+text a database cannot store, odd instance ids, unknown ids."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.api import Org, anonymous
+from tests.support.db import fetch_row
+from tests.support.server import LiveServer
+
+JSON = {"content-type": "application/json"}
+MIB = 1024 * 1024
+
+
+def flush_failures(server: LiveServer) -> float:
+    text = anonymous(server).get("/metrics").text
+    match = re.search(r"^flowgate_presence_flush_failures_total ([0-9.e+]+)$", text, re.M)
+    assert match, "flowgate_presence_flush_failures_total missing from /metrics"
+    return float(match.group(1))
+
+
+def raw_post(org: Org, path: str, content: bytes, token: str | None = None) -> httpx.Response:
+    headers = dict(JSON)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return anonymous(org.server).post(path, content=content, headers=headers)
+
+
+def token_uses(org: Org, token_id: str) -> int:
+    (uses,) = fetch_row(org.server, "registration_tokens", token_id, "use_count")
+    return int(uses)
+
+
+# Raw JSON texts that no endpoint may store: each must be refused before anything is written.
+UNSTORABLE = [
+    b'"a\\u0000b"',  # NUL: PostgreSQL text/jsonb cannot hold it
+    b'"a\\ud800b"',  # unpaired surrogate
+    b'"\\udfff"',
+    b"Infinity",  # not JSON, but Python's parser accepts it
+    b"-Infinity",
+    b"NaN",
+]
+
+
+def registration_bodies() -> Iterator[tuple[str, bytes]]:
+    yield "malformed", b'{"name": "gw", "instance_id": '
+    yield "not an object", b'["gw"]'
+    yield "null", b"null"
+    yield "empty", b""
+    yield "binary", b"\xff\xfe\x00\x01"
+    yield "wrong types", b'{"name": 5, "instance_id": ["x"]}'
+    yield "metadata not an object", b'{"name": "gw", "instance_id": "x", "metadata": "v1"}'
+    yield "label not a string", b'{"name": "gw", "instance_id": "x", "labels": {"a": 1}}'
+    yield (
+        "too many capabilities",
+        (
+            b'{"name": "gw", "instance_id": "x", "metadata": {"capabilities": ['
+            + b",".join(b'"c"' for _ in range(65))
+            + b"]}}"
+        ),
+    )
+    for value in UNSTORABLE:
+        yield f"name {value!r}", b'{"name": ' + value + b', "instance_id": "x"}'
+        yield (
+            f"hostname {value!r}",
+            b'{"name": "gw", "instance_id": "x", "hostname": ' + value + b"}",
+        )
+        yield (
+            f"metadata extra {value!r}",
+            (
+                b'{"name": "gw", "instance_id": "x", "metadata": {"extra": {"deep": ['
+                + value
+                + b"]}}}"
+            ),
+        )
+        yield (
+            f"label {value!r}",
+            b'{"name": "gw", "instance_id": "x", "labels": {"k": ' + value + b"}}",
+        )
+    yield "NUL in a label key", b'{"name": "gw", "instance_id": "x", "labels": {"k\\u0000": "v"}}'
+    yield (
+        "too deep",
+        b'{"name": "gw", "instance_id": "x", "metadata": {"x": '
+        + b"[" * 10_000
+        + b"]" * 10_000
+        + b"}}",
+    )
+    yield (
+        "huge integer",
+        b'{"name": "gw", "instance_id": "x", "metadata": {"n": ' + b"9" * 5000 + b"}}",
+    )
+
+
+BAD_INSTANCE_IDS = [
+    "",
+    "-leading-dash",
+    ".leading-dot",
+    "has space",
+    "has/slash",
+    "tab\there",
+    "new\nline",
+    "nul\u0000byte",
+    "ünïcödé",
+    "emoji-\U0001f600",
+    "semi;colon",
+    "a" * 256,
+    "a" * 10_240,
+]
+
+
+def test_registration_refuses_bad_bodies_and_spends_nothing(org: Org) -> None:
+    created = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, json={"name": "t"}
+    ).json()
+    failures = flush_failures(org.server)
+    for label, content in registration_bodies():
+        resp = raw_post(org, "/api/v1/gateways", content, created["token"])
+        assert 400 <= resp.status_code < 500, (label, resp.status_code, resp.text[:200])
+        assert resp.status_code in (400, 422), label
+        assert resp.json()["detail"], label
+    for instance_id in BAD_INSTANCE_IDS:
+        resp = anonymous(org.server).post(
+            "/api/v1/gateways",
+            json={"name": "gw", "instance_id": instance_id},
+            headers={"Authorization": f"Bearer {created['token']}"},
+        )
+        assert resp.status_code == 422, (instance_id[:30], resp.text)
+        assert "instance_id" in resp.json()["detail"]
+    assert token_uses(org, created["id"]) == 0
+    assert org.get("/api/v1/gateways").json()["summary"]["total"] == 0
+    # The token is still good for one real registration.
+    gw = org.register("good-instance-1.example:a@b", token=created["token"])
+    assert gw["instance_id"] == "good-instance-1.example:a@b"
+    assert flush_failures(org.server) == failures
+
+
+def test_unusual_but_valid_instance_ids_work_end_to_end(org: Org) -> None:
+    for instance_id in ("a", "A" * 255, "gw_1.prod-eu:9090@rack-7", "0"):
+        gw = org.register(instance_id)
+        assert org.heartbeat(gw).status_code == 200
+        cfg = anonymous(org.server).get(
+            f"/api/v1/opamp/config/{instance_id}",
+            headers={"Authorization": f"Bearer {gw['opamp_token']}"},
+        )
+        assert cfg.status_code == 200, (instance_id[:20], cfg.text)
+
+
+def heartbeat_bodies() -> Iterator[tuple[str, bytes]]:
+    yield "malformed", b'{"version": '
+    yield "not an object", b"[1, 2]"
+    yield "string", b'"ok"'
+    yield "binary", b"\xff\xfe"
+    yield "version wrong type", b'{"version": 5}'
+    yield "version too long", b'{"version": "' + b"v" * 101 + b'"}'
+    yield "negative config version", b'{"config_version": -1}'
+    yield "config version beyond 32 bits", b'{"config_version": 2147483648}'
+    yield "config version float", b'{"config_version": 1.5}'
+    yield "negative latency", b'{"metrics": {"latency_ms": -1}}'
+    yield "errors wrong type", b'{"metrics": {"errors": "many"}}'
+    yield "metrics not an object", b'{"metrics": 5}'
+    yield "unknown config status", b'{"config_status": {"status": "exploded"}}'
+    for value in UNSTORABLE:
+        yield f"version {value!r}", b'{"version": ' + value + b"}"
+        yield f"latency {value!r}", b'{"metrics": {"latency_ms": ' + value + b"}}"
+        yield f"metric extra {value!r}", b'{"metrics": {"custom": {"x": [' + value + b"]}}}"
+        yield (
+            f"config error {value!r}",
+            (b'{"config_status": {"status": "failed", "error_message": ' + value + b"}}"),
+        )
+    yield "too deep", b'{"metrics": {"x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}}"
+
+
+def test_heartbeat_refuses_bad_bodies_and_records_nothing(org: Org) -> None:
+    gw = org.register(metadata={"version": "1.0.0"})
+    failures = flush_failures(org.server)
+    path = f"/api/v1/opamp/heartbeat/{gw['instance_id']}"
+    for label, content in heartbeat_bodies():
+        resp = raw_post(org, path, content, gw["opamp_token"])
+        assert resp.status_code in (400, 422), (label, resp.status_code, resp.text[:200])
+        assert resp.json()["detail"], label
+    status = org.get(f"/api/v1/gateways/{gw['id']}/status").json()
+    assert (status["status"], status["health"]["last_seen"]) == ("registered", None)
+    assert status["version"]["agent_version"] == "1.0.0"
+    assert status["metrics"]["last_updated"] is None
+    # The gateway still works, and what it reports next is stored and shown.
+    ok = org.heartbeat(gw, {"version": "2.0.0", "config_version": 2147483647})
+    assert ok.status_code == 200, ok.text
+    assert org.get(f"/api/v1/gateways/{gw['id']}/version").json()["agent_version"] == "2.0.0"
+    assert flush_failures(org.server) == failures
+
+
+def management_bodies(org: Org) -> list[tuple[str, str, bytes]]:
+    """(method, path, body) of management calls with invalid bodies."""
+    gid = org.register()["id"]
+    calls: list[tuple[str, str, bytes]] = []
+    for value in UNSTORABLE:
+        calls += [
+            ("POST", "/api/v1/registration-tokens", b'{"name": ' + value + b"}"),
+            ("POST", "/api/v1/api-keys", b'{"name": ' + value + b"}"),
+            ("POST", "/api/v1/users", b'{"email": "a@b.c", "password": ' + value + b"}"),
+            ("PATCH", f"/api/v1/gateways/{gid}", b'{"labels": {"k": ' + value + b"}}"),
+            ("PUT", f"/api/v1/gateways/{gid}/remote-config", b'{"config_yaml": ' + value + b"}"),
+        ]
+    for content in (b"{", b"[]", b'"x"', b"\xff", b"null"):
+        for path in ("/api/v1/registration-tokens", "/api/v1/api-keys", "/api/v1/users"):
+            calls.append(("POST", path, content))
+        calls.append(("PATCH", f"/api/v1/gateways/{gid}", content))
+        calls.append(("PUT", f"/api/v1/gateways/{gid}/remote-config", content))
+    calls += [
+        ("POST", "/api/v1/users", b'{"email": "a\\u0000@b.c", "password": "password-123"}'),
+        ("POST", "/api/v1/users", b'{"email": "not-an-email", "password": "password-123"}'),
+        ("POST", "/api/v1/users", b'{"email": "a@b.c", "password": "short"}'),
+        (
+            "POST",
+            "/api/v1/users",
+            b'{"email": "a@b.c", "password": "password-123", "role": "root"}',
+        ),
+        ("POST", "/api/v1/api-keys", b'{"name": "k", "role": "superuser"}'),
+        ("POST", "/api/v1/api-keys", b'{"name": ""}'),
+        ("POST", "/api/v1/registration-tokens", b'{"name": "t", "expires_in_days": "soon"}'),
+        ("POST", "/api/v1/registration-tokens", b'{"name": "t", "max_uses": 1e400}'),
+    ]
+    return calls
+
+
+def test_management_endpoints_refuse_bad_bodies_and_change_nothing(org: Org) -> None:
+    calls = management_bodies(org)
+    before = {
+        p: org.get(p).json()
+        for p in ("/api/v1/registration-tokens", "/api/v1/users", "/api/v1/api-keys")
+    }
+    gateways_before = org.get("/api/v1/gateways").json()["items"]
+    for method, path, content in calls:
+        resp = org.admin.request(
+            method, path, params={"org_id": org.id}, content=content, headers=JSON
+        )
+        assert resp.status_code in (400, 422), (method, path, content[:60], resp.text[:200])
+        assert resp.json()["detail"]
+    after = {p: org.get(p).json() for p in before}
+    assert after == before
+    assert org.get("/api/v1/gateways").json()["items"] == gateways_before
+    gid = gateways_before[0]["id"]
+    assert org.get(f"/api/v1/gateways/{gid}/config").json()["source"] == "base"
+
+
+def test_login_refuses_bad_bodies(org: Org) -> None:
+    for content in (
+        b"{",
+        b"[]",
+        b'{"email": "admin@example.com"}',
+        b'{"email": 1, "password": 2}',
+        b'{"email": "admin@example.com\\u0000", "password": "x"}',
+        b'{"email": "admin@example.com", "password": "\\ud800"}',
+        b'{"email": "' + b"a" * 321 + b'", "password": "x"}',
+        b'{"email": "a@b.c", "password": "' + b"p" * 1025 + b'"}',
+    ):
+        resp = raw_post(org, "/api/v1/auth/login", content)
+        assert resp.status_code in (400, 422), (content[:60], resp.text)
+    for email, password in (("nobody@example.com", "whatever-123"), ("admin@example.com", "no")):
+        resp = anonymous(org.server).post(
+            "/api/v1/auth/login", json={"email": email, "password": password}
+        )
+        assert (resp.status_code, resp.json()) == (401, {"detail": "Incorrect email or password"})
+
+
+def oversized(extra: int = 1) -> bytes:
+    filler = b"a" * (MIB + extra)
+    return b'{"name": "' + filler + b'"}'
+
+
+def chunks(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_bodies_over_one_mib_are_413(org: Org, chunked: bool) -> None:
+    gw = org.register()
+    token = org.registration_token()
+    data = oversized()
+    targets: list[tuple[str, str, dict[str, str]]] = [
+        ("POST", "/api/v1/gateways", {"Authorization": f"Bearer {token}"}),
+        (
+            "POST",
+            f"/api/v1/opamp/heartbeat/{gw['instance_id']}",
+            {"Authorization": f"Bearer {gw['opamp_token']}"},
+        ),
+        ("POST", "/api/v1/auth/login", {}),
+        ("POST", "/api/v1/registration-tokens", dict(org.admin.headers)),
+        ("PUT", f"/api/v1/gateways/{gw['id']}/remote-config", dict(org.admin.headers)),
+        ("PATCH", f"/api/v1/gateways/{gw['id']}", dict(org.admin.headers)),
+    ]
+    for method, path, headers in targets:
+        content: Any = chunks(data) if chunked else data
+        resp = anonymous(org.server).request(
+            method,
+            path,
+            params={"org_id": org.id},
+            content=content,
+            headers={**headers, **JSON},
+        )
+        assert (resp.status_code, resp.json()) == (
+            413,
+            {"detail": "Request body too large"},
+        ), (method, path)
+    items = org.get("/api/v1/gateways").json()["items"]
+    assert [(g["id"], g["name"], g["status"]) for g in items] == [(gw["id"], "gw", "registered")]
+    assert len(org.get("/api/v1/registration-tokens").json()) == 2
+    # A body just under the limit is read (and then judged on its content).
+    near = b'{"name": "' + b"a" * (MIB - 100) + b'"}'
+    resp = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, content=near, headers=JSON
+    )
+    assert resp.status_code == 422, resp.text[:200]
+
+
+def test_unknown_ids_are_404(org: Org) -> None:
+    p = {"org_id": org.id}
+    missing = uuid.uuid4()
+    for method, path, body, detail in (
+        ("DELETE", f"/api/v1/registration-tokens/{missing}", None, "Registration token not found"),
+        ("DELETE", f"/api/v1/api-keys/{missing}", None, "API key not found"),
+        ("DELETE", f"/api/v1/users/{missing}", None, "User not found"),
+        ("PATCH", f"/api/v1/users/{missing}", {"role": "viewer"}, "User not found"),
+        ("GET", f"/api/v1/gateways/{missing}/metrics", None, "Gateway not found"),
+    ):
+        resp = org.admin.request(method, path, params=p, json=body)
+        assert (resp.status_code, resp.json()) == (404, {"detail": detail}), path
+    resp = org.admin.get("/api/v1/gateways", params={"org_id": str(uuid.uuid4())})
+    assert (resp.status_code, resp.json()) == (404, {"detail": "Organization not found"})
+    for bad in ("nope", "1234", ""):
+        resp = org.admin.get("/api/v1/gateways", params={"org_id": bad})
+        assert resp.status_code == 422, bad
