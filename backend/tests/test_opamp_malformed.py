@@ -221,3 +221,37 @@ async def test_ws_garbage_stream_is_closed_1002(org: Org) -> None:
     except ConnectionClosed as exc:
         closed = exc
     assert closed is not None and closed.rcvd is not None and closed.rcvd.code == 1002
+
+
+def test_message_sent_before_disconnect_does_not_revive(org: Org) -> None:
+    gw = org.register()
+    uid = uuid.uuid4().bytes
+    # A full state, then the goodbye (seq 3), then a heartbeat built earlier (seq 2).
+    for msg in (
+        opamp_pb2.AgentToServer(
+            instance_uid=uid,
+            sequence_num=1,
+            capabilities=1,
+            agent_description=opamp_pb2.AgentDescription(),
+        ),
+        opamp_pb2.AgentToServer(
+            instance_uid=uid,
+            sequence_num=3,
+            capabilities=1,
+            agent_disconnect=opamp_pb2.AgentDisconnect(),
+        ),
+        opamp_pb2.AgentToServer(instance_uid=uid, sequence_num=2, capabilities=1),
+    ):
+        resp = post(org, gw["opamp_token"], msg.SerializeToString())
+        assert resp.status_code == 200
+        assert not opamp_pb2.ServerToAgent.FromString(resp.content).flags
+    import time
+
+    time.sleep(1.2)  # two flush intervals
+    assert org.get(f"/api/v1/gateways/{gw['id']}").json()["status"] == "inactive"
+    # A newer message is a real reconnect.
+    post(org, gw["opamp_token"], heartbeat(uid, seq=4))
+    deadline = time.monotonic() + 5
+    while org.get(f"/api/v1/gateways/{gw['id']}").json()["status"] != "active":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)

@@ -78,7 +78,17 @@ class Agent:
     connection: Connection | None = None
     last_seen: float = field(default_factory=time.monotonic)
     updated: dict[str, str] = field(default_factory=dict)
+    #: sequence_num of the agent_disconnect message, while the agent is disconnected.
+    disconnect_seq: int | None = None
     listener: Callable[[], Awaitable[bool]] | None = None
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    gateway: Gateway
+    opamp_token: str
+    #: The registration token to count a use of (None: a re-enrolment with the same token).
+    consume: RegistrationToken | None
 
 
 class Throttle:
@@ -156,6 +166,15 @@ class OpAMPAgents:
                 return core.error_reply(uid, exc.detail)
             if agent is None:  # enrolment waits for the agent's description
                 return core.process(msg, None).reply
+        if (
+            agent.disconnect_seq is not None
+            and msg.sequence_num < agent.disconnect_seq
+            and agent.state is not None
+            and agent.state.disconnected
+        ):
+            # Sent before the agent's goodbye but delivered after it (the Python client builds
+            # payloads ahead and sends from two threads): answer, but do not bring it back.
+            return opamp_pb2.ServerToAgent(instance_uid=uid, capabilities=core.SERVER_CAPABILITIES)
         duplicate = (
             cred.kind == "registration"
             and connection is not None
@@ -172,6 +191,7 @@ class OpAMPAgents:
         if outcome.rejected:
             return outcome.reply
         agent.state = outcome.state
+        agent.disconnect_seq = msg.sequence_num if outcome.state.disconnected else None
         agent.last_seen = time.monotonic()
         agent.transport = transport
         if connection is not None and not duplicate and agent.connection is not connection:
@@ -248,6 +268,7 @@ class OpAMPAgents:
             await self.runtime.presence.flush()
         async with self.runtime.db.sessionmaker() as session:
             offer = None
+            enrolment = None
             if cred.kind == "opamp":
                 assert cred.ident is not None
                 gateway = await session.get(Gateway, cred.ident.gateway_id)
@@ -255,12 +276,12 @@ class OpAMPAgents:
                     raise NotAuthenticated()
                 await self._link_uid(session, gateway, uid)
             else:
-                found = await self._enrol(session, uid, msg, cred)
-                if found is None:
+                enrolment = await self._enrol(session, uid, msg, cred)
+                if enrolment is None:
                     return None
-                gateway, jwt = found
+                gateway = enrolment.gateway
                 offer = core.ConnectionSettingsOffer(
-                    headers={"Authorization": f"Bearer {jwt}"},
+                    headers={"Authorization": f"Bearer {enrolment.opamp_token}"},
                     heartbeat_interval_seconds=self.settings.opamp_heartbeat_interval_seconds,
                     destination_endpoint=endpoint,
                 )
@@ -274,6 +295,10 @@ class OpAMPAgents:
                     # A new process cannot know what the agent sent since the last flush, so
                     # treat the stream as broken: the core then asks for full state.
                     state.sequence_num = None
+            if enrolment is not None and enrolment.consume is not None:
+                # Last before the commit: consuming locks the token's row, and a fleet enrolling
+                # with one token queues on that lock, so hold it as briefly as possible.
+                await tokens.consume(session, enrolment.consume)
             await session.commit()
             self.runtime.presence.observe_status(gateway.id, gateway.status)
             self.runtime.identities.invalidate(gateway.id)
@@ -341,7 +366,7 @@ class OpAMPAgents:
         uid: bytes,
         msg: opamp_pb2.AgentToServer,
         cred: Credential,
-    ) -> tuple[Gateway, str] | None:
+    ) -> Enrolment | None:
         """Find or create the gateway of an agent presenting a registration token."""
         assert cred.token_id is not None
         token = await session.get(RegistrationToken, cred.token_id)
@@ -364,8 +389,7 @@ class OpAMPAgents:
                     Gateway.org_id == cred.org_id, Gateway.instance_id == instance_id
                 )
             )
-            if gateway is None or gateway.registration_token_id != token.id:
-                await tokens.consume(session, token)
+            consume = gateway is None or gateway.registration_token_id != token.id
             if gateway is None:
                 gateway = Gateway(
                     org_id=cred.org_id,
@@ -384,14 +408,14 @@ class OpAMPAgents:
                 )
             gateway.registration_token_id = token.id
             await self._link_uid(session, gateway, uid)
-        elif gateway.registration_token_id != token.id:
-            await tokens.consume(session, token)
+        else:
+            consume = gateway.registration_token_id != token.id
             gateway.registration_token_id = token.id
         if gateway.status in (GatewayStatus.inactive, GatewayStatus.error):
             gateway.status = GatewayStatus.registered
         jwt = gateways.issue_opamp_token(gateway, self.settings)
         await session.flush()
-        return gateway, jwt
+        return Enrolment(gateway, jwt, token if consume else None)
 
     # -- pushes, disconnects, liveness -------------------------------------------------------------
     async def _config_changed(self, agent: Agent) -> bool:
