@@ -53,3 +53,63 @@ async def test_overload_is_answered_with_retry_after(make_server: Any) -> None:
     assert busy[0].error_response.type == UNAVAILABLE
     assert busy[0].error_response.retry_info.retry_after_nanoseconds == 42 * 10**9
     await first.close()
+
+
+def test_enrolment_storm_is_admitted_or_deferred_never_failed(make_server: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flowgate.opamp.proto import anyvalue_pb2
+
+    live: LiveServer = make_server(
+        FLOWGATE_OPAMP_DB_CONCURRENCY="1",
+        FLOWGATE_OPAMP_MAX_QUEUED="2",
+        FLOWGATE_OPAMP_RETRY_AFTER_SECONDS="7",
+    )
+    org = new_org(live, superuser_client(live))
+    token = org.registration_token(max_uses=None)
+
+    def enrol(i: int) -> httpx.Response:
+        desc = opamp_pb2.AgentDescription(
+            non_identifying_attributes=[
+                anyvalue_pb2.KeyValue(
+                    key="host.name", value=anyvalue_pb2.AnyValue(string_value=f"storm-{i:02d}")
+                )
+            ]
+        )
+        msg = opamp_pb2.AgentToServer(
+            instance_uid=uuid.UUID(int=i + 1).bytes, capabilities=1, agent_description=desc
+        )
+        return httpx.post(
+            live.url + "/v1/opamp",
+            content=msg.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+
+    pending = list(range(40))
+    deferred_seen = False
+    for _round in range(20):
+        with ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(enrol, pending))
+        codes = {r.status_code for r in results}
+        assert codes <= {200, 503}, codes
+        for r in results:
+            if r.status_code == 503:
+                deferred_seen = True
+                assert r.headers["retry-after"] == "7"
+            else:
+                assert not opamp_pb2.ServerToAgent.FromString(r.content).HasField("error_response")
+        pending = [i for i, r in zip(pending, results, strict=True) if r.status_code == 503]
+        if not pending:
+            break
+    assert not pending, "every agent is eventually enrolled"
+    assert deferred_seen, "with one database slot and a queue of two, some were deferred"
+    names = set()
+    cursor = None
+    while True:
+        page = org.get("/api/v1/gateways", limit=100, **({"cursor": cursor} if cursor else {}))
+        names |= {g["name"] for g in page.json()["items"]}
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert names == {f"storm-{i:02d}" for i in range(40)}

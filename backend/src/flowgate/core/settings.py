@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     #: Agent messages per second above which HTTP polls are answered 503 + Retry-After.
     opamp_max_messages_per_second: float = Field(default=5_000, gt=0)
     opamp_retry_after_seconds: int = Field(default=30, ge=1)
+    #: OpAMP work needing the database (enrolment, loading an agent) that may run at once, and
+    #: how many may wait before agents are told to retry later.
+    opamp_db_concurrency: int = Field(default=6, ge=1)
+    opamp_max_queued: int = Field(default=2_000, ge=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)

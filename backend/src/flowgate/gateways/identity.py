@@ -64,19 +64,28 @@ class IdentityCache:
             return None
         return self.put(gateway)
 
-    async def authenticate(self, session: AsyncSession, token: str | None) -> GatewayIdentity:
-        """Validate an OpAMP token: signature, type, gateway existence, org match and that it is
-        the gateway's current token. Raises the seed's 401 "Invalid OpAMP token"."""
+    def _claims(self, token: str | None) -> tuple[uuid.UUID, uuid.UUID]:
         claims = decode_jwt(token, self._key, OPAMP_TOKEN_TYPE) if token else None
         if claims is None:
             log.warning("opamp auth failed: bad signature, type or expiry")
             raise InvalidOpAMPToken()
         try:
-            gateway_id = uuid.UUID(str(claims["sub"]))
-            org_id = uuid.UUID(str(claims.get("org_id")))
+            return uuid.UUID(str(claims["sub"])), uuid.UUID(str(claims.get("org_id")))
         except ValueError:
             log.warning("opamp auth failed: malformed claims")
             raise InvalidOpAMPToken() from None
+
+    def needs_database(self, token: str) -> bool:
+        """True when checking ``token`` will query the database (its gateway is not cached).
+        Raises the 401 at once for a token whose signature, type or claims are wrong."""
+        gateway_id, _ = self._claims(token)
+        cached = self._entries.get(gateway_id)
+        return cached is None or cached[0] <= time.monotonic()
+
+    async def authenticate(self, session: AsyncSession, token: str | None) -> GatewayIdentity:
+        """Validate an OpAMP token: signature, type, gateway existence, org match and that it is
+        the gateway's current token. Raises the seed's 401 "Invalid OpAMP token"."""
+        gateway_id, org_id = self._claims(token)
         ident = await self._load(session, gateway_id)
         assert token is not None
         if (

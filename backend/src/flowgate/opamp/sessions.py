@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,6 +83,10 @@ class Agent:
     listener: Callable[[], Awaitable[bool]] | None = None
 
 
+class Busy(Exception):
+    """Too much database work is queued; the agent should retry after Retry-After."""
+
+
 @dataclass(frozen=True)
 class Enrolment:
     gateway: Gateway
@@ -121,6 +125,8 @@ class OpAMPAgents:
         self.throttle = Throttle(self.settings.opamp_max_messages_per_second)
         self.connections = 0
         self.messages = 0
+        self._gate = asyncio.Semaphore(self.settings.opamp_db_concurrency)
+        self._queued = 0
         #: uid re-links buffered in presence since the last flush (see _load).
         self._unflushed_rekeys = 0
         self._sweeper: asyncio.Task[None] | None = None
@@ -130,15 +136,40 @@ class OpAMPAgents:
         """Resolve the bearer token of an upgrade or POST; raises a 401 domain error."""
         if not token:
             raise NotAuthenticated("Missing bearer token")
-        async with self.runtime.db.sessionmaker() as session:
-            if token.count(".") == 2:  # a JWT: the gateway's OpAMP token
-                ident = await self.runtime.identities.authenticate(session, token)
+        identities = self.runtime.identities
+        if token.count(".") == 2:  # a JWT: the gateway's OpAMP token
+            if not identities.needs_database(token):  # the common case: no I/O at all
+                async with self.runtime.db.sessionmaker() as session:
+                    ident = await identities.authenticate(session, token)
                 return Credential("opamp", ident.org_id, ident=ident)
+            async with self.db_slot(), self.runtime.db.sessionmaker() as session:
+                ident = await identities.authenticate(session, token)
+            return Credential("opamp", ident.org_id, ident=ident)
+        async with self.db_slot(), self.runtime.db.sessionmaker() as session:
             try:
                 record = await tokens.find_usable(session, token)
             except InvalidRegistrationToken:
                 raise NotAuthenticated("Invalid OpAMP or registration token") from None
             return Credential("registration", record.org_id, token_id=record.id)
+
+    @contextlib.asynccontextmanager
+    async def db_slot(self) -> AsyncIterator[None]:
+        """Admission control for OpAMP work that needs the database (enrolments, loading an
+        agent after a restart). At most ``FLOWGATE_OPAMP_DB_CONCURRENCY`` run at once, so a
+        reconnect storm cannot drain the connection pool that people's requests and the
+        heartbeat flusher share; past ``FLOWGATE_OPAMP_MAX_QUEUED`` waiters, :class:`Busy`
+        tells the agent to come back later (503 + Retry-After, or UNAVAILABLE)."""
+        if self._queued >= self.settings.opamp_max_queued:
+            raise Busy()
+        self._queued += 1
+        try:
+            await self._gate.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            yield
+        finally:
+            self._gate.release()
 
     # -- messages ----------------------------------------------------------------------------
     async def handle(
@@ -161,7 +192,8 @@ class OpAMPAgents:
             agent = None
         if agent is None:
             try:
-                agent = await self._load(uid, msg, cred, transport, endpoint)
+                async with self.db_slot():
+                    agent = await self._load(uid, msg, cred, transport, endpoint)
             except Conflict as exc:
                 return core.error_reply(uid, exc.detail)
             if agent is None:  # enrolment waits for the agent's description

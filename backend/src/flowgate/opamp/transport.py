@@ -26,7 +26,7 @@ from flowgate.core.runtime import Runtime
 from flowgate.core.security import bearer_token
 from flowgate.opamp import core
 from flowgate.opamp.proto import opamp_pb2
-from flowgate.opamp.sessions import Connection, Credential, OpAMPAgents, Transport
+from flowgate.opamp.sessions import Busy, Connection, Credential, OpAMPAgents, Transport
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,10 @@ class OpAMPEndpoint:
             log.info("opamp http auth failed")
             await _plain(send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
             return
+        except Exception as exc:  # Busy, or the database is unavailable
+            _log_unavailable(exc)
+            await self._overloaded(send)
+            return
         if not self.agents.throttle.allow():
             await self._overloaded(send)
             return
@@ -142,7 +146,11 @@ class OpAMPEndpoint:
         except core.ProtocolError as exc:
             await _plain(send, 400, str(exc).encode())
             return
-        reply = await self._process(msg, cred, "opamp-http", self.http_endpoint)
+        try:
+            reply = await self._process(msg, cred, "opamp-http", self.http_endpoint)
+        except Busy:
+            await self._overloaded(send)
+            return
         payload = reply.SerializeToString()
         extra: list[tuple[bytes, bytes]] = []
         if len(payload) >= GZIP_MIN_BYTES and _accepts_gzip(headers.get(b"accept-encoding")):
@@ -175,6 +183,12 @@ class OpAMPEndpoint:
     ) -> opamp_pb2.ServerToAgent:
         try:
             return await self.agents.handle(msg, cred, transport, endpoint, connection)
+        except Busy:
+            if connection is None:
+                raise  # plain HTTP answers 503 + Retry-After
+            return core.unavailable_reply(
+                bytes(msg.instance_uid), self.settings.opamp_retry_after_seconds
+            )
         except DomainError as exc:
             return core.error_reply(bytes(msg.instance_uid), exc.detail)
         except Exception:
@@ -194,6 +208,11 @@ class OpAMPEndpoint:
         except DomainError as exc:
             log.info("opamp websocket auth failed")
             await _deny(scope, send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
+            return
+        except Exception as exc:  # Busy, or the database is unavailable
+            _log_unavailable(exc)
+            retry = str(self.settings.opamp_retry_after_seconds).encode()
+            await _deny(scope, send, 503, b"server is busy; retry later", [(b"retry-after", retry)])
             return
         if self.agents.connections >= self.settings.opamp_max_connections:
             retry = str(self.settings.opamp_retry_after_seconds).encode()
@@ -269,6 +288,13 @@ class OpAMPEndpoint:
             closed.set()
             self.agents.connections -= 1
             self.agents.connection_closed(connection)
+
+
+def _log_unavailable(exc: Exception) -> None:
+    if isinstance(exc, Busy):
+        log.info("opamp request deferred: database work queue is full")
+    else:
+        log.warning("opamp authentication unavailable", exc_info=exc)
 
 
 def _decode(value: bytes | None) -> str | None:
