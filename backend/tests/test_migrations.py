@@ -58,6 +58,7 @@ def test_upgrade_matches_models_and_is_repeatable(backend: str, tmp_path: Path) 
 @pytest.mark.parametrize("revision", ["base"])
 def test_downgrade_to_base_and_up_again(revision: str, tmp_path: Path) -> None:
     from alembic import command
+
     from flowgate.core.migrate import alembic_config
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from alembic import context
 from sqlalchemy.engine import Connection
 
-from alembic import context
 from flowgate.core.db import create_engine
 from flowgate.core.settings import Settings
 from flowgate.models import Base
