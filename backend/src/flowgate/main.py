@@ -18,6 +18,7 @@ from flowgate.core.errors import install_error_handlers
 from flowgate.core.limits import RequestLimits
 from flowgate.core.runtime import Runtime
 from flowgate.core.settings import Settings
+from flowgate.fleet import gcstats
 from flowgate.fleet.hub import Hub
 from flowgate.fleet.metrics import build_registry, render
 from flowgate.fleet.presence import Presence
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap(runtime)
+        gc_task = gcstats.start(settings.gc_freeze_seconds, settings.gc_unfreeze_seconds)
         runtime.presence.start()
         await runtime.hub.start()
         opamp = runtime.extras.get("opamp")
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await opamp.stop()  # type: ignore[attr-defined]
             await runtime.hub.stop()
             await runtime.presence.stop()
+            await gcstats.stop(gc_task)
             await runtime.db.dispose()
 
     app = FastAPI(

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     opamp_db_concurrency: int = Field(default=6, ge=1)
     opamp_max_queued: int = Field(default=2_000, ge=1)
 
+    #: Move surviving objects out of the collector's reach this often (0 = never); see
+    #: flowgate.fleet.gcstats. Undo it (so cycles among them can be collected) this often.
+    gc_freeze_seconds: float = Field(default=0, ge=0)
+    gc_unfreeze_seconds: float = Field(default=3600, ge=0)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)
     summary_cache_seconds: float = Field(default=2.0, ge=0)

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from flowgate.fleet import gcstats
+
 if TYPE_CHECKING:
     from flowgate.core.runtime import Runtime
 
@@ -46,6 +48,23 @@ class RuntimeCollector(Collector):
             "UPDATE statements (executemany batches) issued by presence flushes",
             value=stats.statements,
         )
+        collections = CounterMetricFamily(
+            "flowgate_gc_collections", "Garbage collections", labels=["generation"]
+        )
+        seconds = CounterMetricFamily(
+            "flowgate_gc_pause_seconds", "Time spent in garbage collection", labels=["generation"]
+        )
+        longest = GaugeMetricFamily(
+            "flowgate_gc_pause_max_seconds", "Longest collection", labels=["generation"]
+        )
+        for generation in range(3):
+            label = [str(generation)]
+            collections.add_metric(label, gcstats.STATS.collections[generation])
+            seconds.add_metric(label, gcstats.STATS.seconds[generation])
+            longest.add_metric(label, gcstats.STATS.max_seconds[generation])
+        yield collections
+        yield seconds
+        yield longest
         yield CounterMetricFamily(
             "flowgate_presence_flush_failures", "Presence flushes that failed", value=stats.failures
         )

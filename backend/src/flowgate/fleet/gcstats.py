@@ -1,0 +1,78 @@
+"""Garbage-collector pauses, measured, and the collector tuned for many long-lived connections.
+
+Every connected agent keeps a few hundred tracked objects alive (socket protocol, task, state),
+so a full collection walks millions of objects and stops the event loop for as long as that
+takes; replies queue behind it. Two measures: collections are timed (``/metrics``) so pauses
+are visible, and, with ``FLOWGATE_GC_FREEZE_SECONDS`` > 0, objects that survived a while are
+periodically moved to the permanent generation (``gc.freeze``), which full collections skip.
+Frozen objects are still freed by reference counting; only garbage *cycles* among them wait
+for the next ``gc.unfreeze`` (done every ``FLOWGATE_GC_UNFREEZE_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GcStats:
+    collections: list[int] = field(default_factory=lambda: [0, 0, 0])
+    seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    max_seconds: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    _started: float = 0.0
+
+    def callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = int(info.get("generation", 0))
+        took = time.perf_counter() - self._started
+        self.collections[generation] += 1
+        self.seconds[generation] += took
+        self.max_seconds[generation] = max(self.max_seconds[generation], took)
+        if took > 0.1:
+            log.warning(
+                "long garbage collection",
+                extra={"generation": generation, "ms": round(took * 1000, 1)},
+            )
+
+
+STATS = GcStats()
+
+
+def install() -> None:
+    if STATS.callback not in gc.callbacks:
+        gc.callbacks.append(STATS.callback)
+
+
+async def freeze_forever(freeze_every: float, unfreeze_every: float) -> None:
+    last_unfreeze = time.monotonic()
+    while True:
+        await asyncio.sleep(freeze_every)
+        if unfreeze_every > 0 and time.monotonic() - last_unfreeze >= unfreeze_every:
+            gc.unfreeze()
+            last_unfreeze = time.monotonic()
+        gc.freeze()
+
+
+def start(freeze_every: float, unfreeze_every: float) -> asyncio.Task[None] | None:
+    install()
+    if freeze_every <= 0:
+        return None
+    gc.freeze()
+    return asyncio.create_task(freeze_forever(freeze_every, unfreeze_every), name="gc-freeze")
+
+
+async def stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
