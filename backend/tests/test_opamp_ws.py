@@ -291,3 +291,23 @@ async def test_available_components_are_requested_and_stored(org: Org) -> None:
         stored = status["agent"]["available_components"]
         assert stored["hash"] == "01" * 32
         assert "receivers" in stored["components"]
+
+
+async def test_revoked_registration_token_stops_enrolment_at_once(org: Org) -> None:
+    tokens = org.admin.get("/api/v1/registration-tokens", params={"org_id": org.id})
+    token = org.registration_token(max_uses=None)
+    url = org.server.ws_url + "/v1/opamp"
+    async with WsAgent(url, token) as agent:
+        assert not (await agent.request(agent.full_state())).HasField("error_response")
+    token_id = next(
+        t["id"]
+        for t in org.admin.get("/api/v1/registration-tokens", params={"org_id": org.id}).json()
+        if t["id"] not in {x["id"] for x in tokens.json()}
+    )
+    resp = await asyncio.to_thread(
+        org.admin.delete, f"/api/v1/registration-tokens/{token_id}", params={"org_id": org.id}
+    )
+    assert resp.status_code == 200
+    with pytest.raises(InvalidStatus) as info:
+        await WsAgent(url, token).connect()
+    assert info.value.response.status_code == 401

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, InvalidRegistrationToken, NotAuthenticated
 from flowgate.core.runtime import Runtime
+from flowgate.core.security import digest
 from flowgate.gateways import service as gateways
 from flowgate.gateways.identity import GatewayIdentity
 from flowgate.gateways.models import Gateway, GatewayRemoteConfig, GatewayStatus
@@ -83,6 +84,9 @@ class Agent:
     listener: Callable[[], Awaitable[bool]] | None = None
 
 
+REGISTRATION_CACHE_SECONDS = 10.0
+
+
 class Busy(Exception):
     """Too much database work is queued; the agent should retry after Retry-After."""
 
@@ -126,6 +130,7 @@ class OpAMPAgents:
         self.connections = 0
         self.messages = 0
         self._gate = asyncio.Semaphore(self.settings.opamp_db_concurrency)
+        self._registration_cache: dict[str, tuple[float, Credential]] = {}
         self._queued = 0
         #: uid re-links buffered in presence since the last flush (see _load).
         self._unflushed_rekeys = 0
@@ -145,12 +150,29 @@ class OpAMPAgents:
             async with self.db_slot(), self.runtime.db.sessionmaker() as session:
                 ident = await identities.authenticate(session, token)
             return Credential("opamp", ident.org_id, ident=ident)
+        key = digest(token)
+        cached = self._registration_cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         async with self.db_slot(), self.runtime.db.sessionmaker() as session:
             try:
                 record = await tokens.find_usable(session, token)
             except InvalidRegistrationToken:
                 raise NotAuthenticated("Invalid OpAMP or registration token") from None
-            return Credential("registration", record.org_id, token_id=record.id)
+        cred = Credential("registration", record.org_id, token_id=record.id)
+        # Agents that cannot take the OpAMP token we offer (no AcceptsOpAMPConnectionSettings)
+        # poll with the registration token for good: remember it briefly rather than query
+        # on every poll. Revocation and expiry take effect within the TTL; uses are counted
+        # when an agent enrols, in the database.
+        ttl = min(REGISTRATION_CACHE_SECONDS, (record.expires_at - utcnow()).total_seconds())
+        if len(self._registration_cache) > 10_000:
+            self._registration_cache.clear()
+        self._registration_cache[key] = (time.monotonic() + ttl, cred)
+        return cred
+
+    def forget_registration_tokens(self) -> None:
+        """A registration token was revoked here: stop trusting cached checks at once."""
+        self._registration_cache.clear()
 
     @contextlib.asynccontextmanager
     async def db_slot(self) -> AsyncIterator[None]:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from flowgate.auth.principal import OperatorAccess
 from flowgate.core.deps import SessionDep
+from flowgate.core.runtime import RuntimeDep
 from flowgate.tokens import service
 from flowgate.tokens.schemas import (
     RegistrationTokenCreate,
@@ -44,7 +45,11 @@ async def list_registration_tokens(
 
 @router.delete("/{token_id}", operation_id="revoke_registration_token")
 async def revoke_registration_token(
-    token_id: uuid.UUID, access: OperatorAccess, session: SessionDep
+    token_id: uuid.UUID, access: OperatorAccess, session: SessionDep, runtime: RuntimeDep
 ) -> RegistrationTokenOut:
     record = await service.revoke_token(session, access.org_id, token_id)
+    await session.commit()
+    agents = runtime.extras.get("opamp")
+    if agents is not None:
+        agents.forget_registration_tokens()  # type: ignore[attr-defined]
     return RegistrationTokenOut.model_validate(record)
