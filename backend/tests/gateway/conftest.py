@@ -12,8 +12,6 @@ PostgreSQL tests skip when 127.0.0.1:5432 is unreachable, except under ``CI=true
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -21,10 +19,8 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,60 +29,20 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import IN_CI
+from tests.support.polling import wait_for
+from tests.support.server import free_port, pg_available, pg_exec
+
 REPO = Path(__file__).resolve().parents[3]
 GATEWAY_DIR = REPO / "gateway"
 HERE = Path(__file__).resolve().parent
 FAKE_OTELCOL = HERE / "fake_otelcol"
 FAKE_SUPERVISOR = HERE / "fake_opampsupervisor"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 ADMIN_EMAIL = "admin@example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """Poll ``probe`` until it returns something truthy; fail with the last value."""
-    deadline = time.monotonic() + timeout
-    value = probe()
-    while not value and time.monotonic() < deadline:
-        time.sleep(interval)
-        value = probe()
-    assert value, f"condition not met within {timeout}s (last value: {value!r})"
-    return value
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-# --- PostgreSQL ---------------------------------------------------------------------------
-
-
-def _pg(sql: str | None) -> None:
-    import asyncpg
-
-    async def go() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", timeout=5)
-        try:
-            if sql:
-                await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, go()).result()
-
-
-def pg_available() -> bool:
-    try:
-        _pg(None)
-    except Exception:
-        return False
-    return True
 
 
 # --- FlowGate server ----------------------------------------------------------------------
@@ -105,7 +61,7 @@ class FlowGate:
         self.database_url: str | None = None
         if kind == "postgres":
             self.pg_name = f"flowgate_gw_test_{uuid.uuid4().hex[:12]}"
-            _pg(f'CREATE DATABASE "{self.pg_name}"')
+            pg_exec(f'CREATE DATABASE "{self.pg_name}"')
             self.database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.pg_name}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = tmp / "server.log"
@@ -180,7 +136,7 @@ class FlowGate:
             self._admin.close()
         self.stop()
         if self.pg_name:
-            _pg(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+            pg_exec(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -26,7 +26,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _pg_exec(sql: str | None) -> None:
+def pg_exec(sql: str | None) -> None:
     """Run one statement on the maintenance database (None: just connect)."""
     import asyncio
 
@@ -47,7 +47,7 @@ def _pg_exec(sql: str | None) -> None:
 
 def pg_available() -> bool:
     try:
-        _pg_exec(None)
+        pg_exec(None)
     except Exception:
         return False
     return True
@@ -55,12 +55,12 @@ def pg_available() -> bool:
 
 def create_pg_database() -> tuple[str, str]:
     name = f"flowgate_test_{uuid.uuid4().hex[:12]}"
-    _pg_exec(f'CREATE DATABASE "{name}"')
+    pg_exec(f'CREATE DATABASE "{name}"')
     return name, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
 
 
 def drop_pg_database(name: str) -> None:
-    _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass
