@@ -1,0 +1,165 @@
+"""Render ``bench/opamp_load.py`` JSON results as the Markdown tables of docs/benchmarks.md.
+
+    python bench/report.py bench/results/ws-1k-pg.json bench/results/ws-10k-pg.json ...
+
+Every number in the tables comes from the files given; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, Callable[[dict[str, Any]], Any]]
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _gen2(data: dict[str, Any]) -> str:
+    pauses = _get(data, "server_probe", "gc_pauses_over_2ms", "gen2")
+    if not pauses:
+        return "0"
+    return f"{pauses['count']} (max {pauses['max_ms']:.0f} ms)"
+
+
+STEADY: list[Row] = [
+    (
+        "agents connected / target",
+        lambda d: f"{_fmt(d['agents']['connected'])} / {_fmt(d['agents']['target'])}",
+    ),
+    (
+        "messages/s answered (expected)",
+        lambda d: f"{_fmt(d['steady']['answered_per_s'])} ({_fmt(d['steady']['expected_per_s'])})",
+    ),
+    (
+        "reply p50 / p90 / p99 / max (ms)",
+        lambda d: " / ".join(
+            _fmt(d["steady"]["reply_ms"][k]) for k in ("p50", "p90", "p99", "max")
+        ),
+    ),
+    (
+        "send lateness p99 / max (ms)",
+        lambda d: " / ".join(_fmt(d["steady"]["lateness_ms"][k]) for k in ("p99", "max")),
+    ),
+    ("server CPU (% of one core)", lambda d: _fmt(d["steady"]["cpu_pct"]["server"])),
+    (
+        "server CPU per message (µs)",
+        lambda d: _fmt(
+            10_000 * d["steady"]["cpu_pct"]["server"] / d["steady"]["answered_per_s"]
+            if d["steady"]["answered_per_s"] and d["steady"]["cpu_pct"]["server"] is not None
+            else None
+        ),
+    ),
+    (
+        "generator / PostgreSQL / other CPU (%)",
+        lambda d: " / ".join(
+            _fmt(d["steady"]["cpu_pct"][k]) for k in ("generator", "postgres", "other")
+        ),
+    ),
+    (
+        "server RSS idle → end (MiB)",
+        lambda d: (
+            f"{_fmt(d['server_memory']['rss_idle_kib'] / 1024)}"
+            f" → {_fmt(d['server_memory']['rss_end_kib'] / 1024)}"
+        ),
+    ),
+    ("server KiB per agent", lambda d: _fmt(d["server_memory"]["kib_per_agent"])),
+    ("DB commits/s", lambda d: _fmt(_get(d, "steady", "db", "commits_per_s"))),
+    ("DB rows written/s", lambda d: _fmt(_get(d, "steady", "db", "rows_written_per_s"))),
+    ("DB read-only transactions/s", lambda d: _fmt(_get(d, "steady", "db", "rollbacks_per_s"))),
+    (
+        "server flush statements/s",
+        lambda d: _fmt(_get(d, "steady", "server_writes", "statements_per_s")),
+    ),
+    ("server rows flushed/s", lambda d: _fmt(_get(d, "steady", "server_writes", "rows_per_s"))),
+    ("server gen-2 GC pauses in window", _gen2),
+]
+
+CONNECT: list[Row] = [
+    ("seconds until all answered", lambda d: _fmt(d["connect_phase"]["seconds"])),
+    ("agents enrolled per second", lambda d: _fmt(d["connect_phase"]["agents_per_s"])),
+    ("failed attempts (retried)", lambda d: _fmt(d["connect_phase"]["failed_attempts"])),
+    ("agents given up", lambda d: _fmt(d["agents"]["failed"])),
+    (
+        "time to connect p50 / p99 (s)",
+        lambda d: " / ".join(
+            _fmt(_ms_to_s(d["connect_phase"]["time_to_connect_ms"][k])) for k in ("p50", "p99")
+        ),
+    ),
+    (
+        "full-state reply p50 / p99 (s)",
+        lambda d: " / ".join(
+            _fmt(_ms_to_s(d["connect_phase"]["full_state_reply_ms"][k])) for k in ("p50", "p99")
+        ),
+    ),
+    (
+        "heartbeat reply p99 during ramp (ms)",
+        lambda d: _fmt(d["connect_phase"]["heartbeat_reply_ms"]["p99"]),
+    ),
+    (
+        "server / PostgreSQL / other CPU (%)",
+        lambda d: " / ".join(
+            _fmt(d["connect_phase"]["cpu_pct"][k]) for k in ("server", "postgres", "other")
+        ),
+    ),
+    (
+        "DB commits/s, rows written/s",
+        lambda d: (
+            f"{_fmt(_get(d, 'connect_phase', 'db', 'commits_per_s'))}"
+            f", {_fmt(_get(d, 'connect_phase', 'db', 'rows_written_per_s'))}"
+        ),
+    ),
+]
+
+
+def _ms_to_s(value: float | None) -> float | None:
+    return None if value is None else value / 1000
+
+
+def table(runs: list[tuple[str, dict[str, Any]]], rows: list[Row]) -> str:
+    lines = ["| | " + " | ".join(name for name, _ in runs) + " |"]
+    lines.append("|---|" + "---|" * len(runs))
+    for label, getter in rows:
+        cells = []
+        for _, data in runs:
+            try:
+                cells.append(str(getter(data)))
+            except (KeyError, TypeError, ZeroDivisionError):
+                cells.append("n/a")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("results", nargs="+", type=Path)
+    args = parser.parse_args()
+    runs = [(path.stem, json.loads(path.read_text())) for path in args.results]
+    print("Steady state (heartbeats due inside the measurement window):\n")
+    print(table(runs, STEADY))
+    print("\nConnect phase (new agents enrolling, full state first):\n")
+    print(table(runs, CONNECT))
+
+
+if __name__ == "__main__":
+    main()
