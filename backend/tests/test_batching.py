@@ -15,7 +15,7 @@ from tests.support.ws_agent import WsAgent
 
 def metric(server: LiveServer, name: str) -> float:
     text = httpx.get(f"{server.url}/metrics").text
-    match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
     assert match, f"{name} missing from /metrics"
     return float(match.group(1))
 
@@ -91,3 +91,9 @@ async def test_websocket_heartbeats_do_not_write_state(org: Org) -> None:
     rows = metric(org.server, "flowgate_presence_rows_total") - rows_before
     assert 1 <= rows < 50, rows
     await agent.close()
+
+
+def test_gc_is_measured_and_survivors_are_frozen(org: Org) -> None:
+    # The server freezes survivors at start-up and every FLOWGATE_GC_FREEZE_SECONDS (default 20).
+    assert metric(org.server, "flowgate_gc_frozen_objects") > 10_000
+    assert metric(org.server, 'flowgate_gc_collections_total{generation="0"}') > 0

@@ -62,8 +62,9 @@ class Settings(BaseSettings):
     opamp_max_queued: int = Field(default=2_000, ge=1)
 
     #: Move surviving objects out of the collector's reach this often (0 = never); see
-    #: flowgate.fleet.gcstats. Undo it (so cycles among them can be collected) this often.
-    gc_freeze_seconds: float = Field(default=0, ge=0)
+    #: flowgate.fleet.gcstats and docs/benchmarks.md (10k agents: p99 675 ms -> 3.6 ms).
+    #: Undo it (so garbage cycles among them can be collected) this often.
+    gc_freeze_seconds: float = Field(default=20, ge=0)
     gc_unfreeze_seconds: float = Field(default=3600, ge=0)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

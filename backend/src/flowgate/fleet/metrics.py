@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,11 @@ class RuntimeCollector(Collector):
         yield collections
         yield seconds
         yield longest
+        yield GaugeMetricFamily(
+            "flowgate_gc_frozen_objects",
+            "Objects in the permanent generation (FLOWGATE_GC_FREEZE_SECONDS)",
+            value=gc.get_freeze_count(),
+        )
         yield CounterMetricFamily(
             "flowgate_presence_flush_failures", "Presence flushes that failed", value=stats.failures
         )
