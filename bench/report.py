@@ -42,6 +42,22 @@ def _gen2(data: dict[str, Any]) -> str:
     return f"{pauses['count']} (max {pauses['max_ms']:.0f} ms)"
 
 
+def _commit(data: dict[str, Any]) -> str:
+    code = data.get("code") or {}
+    dirty = " + uncommitted" if code.get("uncommitted_server_files") else ""
+    return f"{code.get('commit') or '?'}{dirty}"
+
+
+SETUP: list[Row] = [
+    ("FlowGate commit", _commit),
+    (
+        "server workers / database",
+        lambda d: f"{d['config']['server_workers']} / {d['config']['database']}",
+    ),
+    ("server settings", lambda d: ", ".join(d["config"].get("server_env") or []) or "defaults"),
+    ("other processes' CPU, steady (%)", lambda d: _fmt(d["steady"]["cpu_pct"]["other"])),
+]
+
 STEADY: list[Row] = [
     (
         "agents connected / target",
@@ -155,7 +171,9 @@ def main() -> None:
     parser.add_argument("results", nargs="+", type=Path)
     args = parser.parse_args()
     runs = [(path.stem, json.loads(path.read_text())) for path in args.results]
-    print("Steady state (heartbeats due inside the measurement window):\n")
+    print("Setup:\n")
+    print(table(runs, SETUP))
+    print("\nSteady state (heartbeats due inside the measurement window):\n")
     print(table(runs, STEADY))
     print("\nConnect phase (new agents enrolling, full state first):\n")
     print(table(runs, CONNECT))
