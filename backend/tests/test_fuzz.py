@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.support.api import Org, anonymous
 from tests.support.db import wait_flushed
+from tests.support.polling import wait_for
 from tests.support.server import LiveServer
 
 EXAMPLES = 150
@@ -281,7 +282,11 @@ def test_fuzz_heartbeat_and_config(org: Org, watch: Any) -> None:
 
     paths_and_credentials()
     check(org.heartbeat(gw, {"version": "still-fine"}))
-    assert org.get(f"/api/v1/gateways/{gw['id']}/version").json()["agent_version"] == "still-fine"
+    wait_for(  # heartbeats reach the API with the next presence flush
+        lambda: (
+            org.get(f"/api/v1/gateways/{gw['id']}/version").json()["agent_version"] == "still-fine"
+        )
+    )
 
 
 def test_fuzz_login(org: Org, watch: Any) -> None:

@@ -61,6 +61,8 @@ def test_heartbeat_reports_version_metrics_and_applied_config(org: Org) -> None:
     }
     hb = org.heartbeat(gw, body)
     assert hb.json() == {"status": "ok", "gateway_id": gw["id"]}
+    # Reads come from the database: what a heartbeat reported shows after the next flush.
+    wait_flushed(org)
     version = org.get(f"/api/v1/gateways/{gw['id']}/version").json()
     assert version == {
         "agent_version": "1.2.3",
@@ -80,8 +82,6 @@ def test_heartbeat_reports_version_metrics_and_applied_config(org: Org) -> None:
     assert status["config"]["applied_config_version"] == 7
     assert status["health"]["status"] == "healthy"
     assert status["health"]["uptime_seconds"] is not None
-    # What was reported survives the buffer: it reaches the database.
-    wait_flushed(org)
     (meta,) = fetch_row(org.server, "gateways", gw["id"], "extra_metadata")
     assert "1.2.3" in str(meta) and "0.99.0" in str(meta)
     listed = org.get("/api/v1/gateways", name=gw["name"]).json()["items"]
@@ -275,7 +275,7 @@ def test_deactivate_revokes_the_token_and_takes_the_gateway_offline(org: Org) ->
     again = org.register(gw["instance_id"])
     assert (again["id"], again["status"]) == (gw["id"], "registered")
     assert org.heartbeat(again).status_code == 200
-    assert org.get(f"/api/v1/gateways/{gw['id']}").json()["status"] == "active"
+    wait_for(lambda: org.get(f"/api/v1/gateways/{gw['id']}").json()["status"] == "active")
 
 
 def test_deactivation_is_not_undone_by_a_buffered_heartbeat(org: Org) -> None:
@@ -338,7 +338,7 @@ def test_remote_config_versions_and_delivery_over_rest(org: Org) -> None:
     assert (managed["source"], managed["config_version"]) == ("remote", 3)
     # The gateway reports what it applied; FlowGate shows it next to the desired version.
     assert org.heartbeat(gw, {"config_version": 3}).status_code == 200
-    cfg = agent_config(org, gw)
+    cfg = wait_for(lambda: (c := agent_config(org, gw))["applied_config_version"] == 3 and c)
     assert (cfg["config_version"], cfg["applied_config_version"]) == (3, 3)
     other = org.register()
     assert agent_config(org, other)["source"] == "base"

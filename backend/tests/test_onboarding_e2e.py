@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.support.api import Org, anonymous, client, login
+from tests.support.polling import wait_for
 
 SEED_CONFIG = """receivers:
   otlp:
@@ -161,7 +162,15 @@ def test_seed_operational_procedure(org: Org) -> None:
         },
     )
     assert beat.status_code == 200
-    status = org.get(f"/api/v1/gateways/{gw['id']}/status").json()
+    # What a heartbeat reports is shown once the next presence flush has written it.
+    status = wait_for(
+        lambda: (
+            (s := org.get(f"/api/v1/gateways/{gw['id']}/status").json())["metrics"][
+                "logs_processed"
+            ]
+            and s
+        )
+    )
     assert status["config"]["config_version"] == 1
     assert status["config"]["applied_config_version"] == 1
     assert status["metrics"]["logs_processed"] == 1000

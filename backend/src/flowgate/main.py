@@ -13,17 +13,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from flowgate import __version__
-from flowgate.core.db import Database
 from flowgate.core.errors import install_error_handlers
 from flowgate.core.limits import RequestLimits
-from flowgate.core.runtime import Runtime
 from flowgate.core.settings import Settings
 from flowgate.fleet import gcstats
-from flowgate.fleet.hub import Hub
-from flowgate.fleet.metrics import build_registry, render
-from flowgate.fleet.presence import Presence
-from flowgate.gateways.identity import IdentityCache
+from flowgate.metrics import build_registry, render
 from flowgate.orgs import service as orgs
+from flowgate.runtime import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +28,11 @@ OPAMP_PATHS = ("/v1/opamp", "/api/v1/opamp/v1/opamp")
 
 async def bootstrap(runtime: Runtime) -> None:
     s = runtime.settings
-    async with runtime.db.sessionmaker() as session:
+    async with runtime.unit_of_work() as uow:
         password = (
             s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
         )
-        result = await orgs.bootstrap(session, s.bootstrap_admin_email, password)
-        await session.commit()
+        result = await orgs.bootstrap(uow.session, s.bootstrap_admin_email, password)
     if result is None:
         return
     log.info(
@@ -54,17 +49,6 @@ async def bootstrap(runtime: Runtime) -> None:
         )
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    db = Database(settings.resolved_database_url)
-    return Runtime(
-        settings=settings,
-        db=db,
-        presence=Presence(db.sessionmaker, settings.flush_interval_seconds),
-        identities=IdentityCache(settings.signing_key),
-        hub=Hub(settings.redis_url),
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = build_runtime(settings)
@@ -73,20 +57,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap(runtime)
         gc_task = gcstats.start(settings.gc_freeze_seconds, settings.gc_unfreeze_seconds)
-        runtime.presence.start()
-        await runtime.hub.start()
-        opamp = runtime.extras.get("opamp")
-        if opamp is not None:
-            await opamp.start()  # type: ignore[attr-defined]
+        await runtime.start()
         try:
             yield
         finally:
-            if opamp is not None:
-                await opamp.stop()  # type: ignore[attr-defined]
-            await runtime.hub.stop()
-            await runtime.presence.stop()
+            await runtime.stop()
             await gcstats.stop(gc_task)
-            await runtime.db.dispose()
 
     app = FastAPI(
         title="FlowGate",
@@ -94,9 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Control plane for fleets of OpenTelemetry Collector gateways.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.db = runtime.db
-    app.state.runtime = runtime
+    runtime.expose(app.state)
     install_error_handlers(app)
 
     from flowgate.gateways.agent_router import router as agent_router
@@ -109,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens_router)
     app.include_router(gateways_router)
     app.include_router(agent_router)
-    mount_opamp(app, runtime, OPAMP_PATHS)
+    mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")
     async def healthz() -> dict[str, str]:

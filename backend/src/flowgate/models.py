@@ -1,7 +1,8 @@
 """Every mapped table, imported in one place for Alembic and the CLI."""
 
+from flowgate.configs.models import GatewayRemoteConfig
 from flowgate.core.db import Base
-from flowgate.gateways.models import Gateway, GatewayRemoteConfig, GatewayStatus
+from flowgate.gateways.models import Gateway, GatewayStatus
 from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
 from flowgate.tokens.models import RegistrationToken
 

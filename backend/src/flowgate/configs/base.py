@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from flowgate.opamp.core import config_hash as opamp_config_hash
+from flowgate.configs.hashing import single_file_hash
 
 
 @cache
@@ -19,7 +19,7 @@ def base_config_yaml() -> str:
 def config_hash(config_yaml: str, content_type: str = "text/yaml") -> str:
     """The hash FlowGate shows for a config: the same value OpAMP agents receive as
     ``AgentRemoteConfig.config_hash`` and echo back in ``RemoteConfigStatus``."""
-    return opamp_config_hash({"": (config_yaml.encode("utf-8"), content_type)}).hex()
+    return single_file_hash(config_yaml, content_type)
 
 
 class InvalidConfig(ValueError):

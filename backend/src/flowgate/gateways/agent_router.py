@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header
 
 from flowgate.core.deps import SessionDep
-from flowgate.core.runtime import RuntimeDep
 from flowgate.core.security import bearer_token
-from flowgate.gateways import service
+from flowgate.gateways import repository, service, views
+from flowgate.gateways.deps import IdentitiesDep, PresenceDep
 from flowgate.gateways.schemas import ConfigOut, HeartbeatRequest, HeartbeatResponse
 
 router = APIRouter(prefix="/api/v1/opamp", tags=["agent"])
@@ -21,13 +21,14 @@ AuthHeader = Annotated[str | None, Header(include_in_schema=False)]
 async def gateway_heartbeat(
     instance_id: str,
     session: SessionDep,
-    runtime: RuntimeDep,
+    identities: IdentitiesDep,
+    presence: PresenceDep,
     body: Annotated[HeartbeatRequest | None, Body()] = None,
     authorization: AuthHeader = None,
 ) -> HeartbeatResponse:
-    ident = await runtime.identities.authenticate(session, bearer_token(authorization))
+    ident = await identities.authenticate(session, bearer_token(authorization))
     service.check_instance(ident, instance_id)
-    service.heartbeat(runtime, ident, body)
+    service.heartbeat(presence, ident, body)
     return HeartbeatResponse(gateway_id=ident.gateway_id)
 
 
@@ -35,10 +36,10 @@ async def gateway_heartbeat(
 async def gateway_config(
     instance_id: str,
     session: SessionDep,
-    runtime: RuntimeDep,
+    identities: IdentitiesDep,
     authorization: AuthHeader = None,
 ) -> ConfigOut:
-    ident = await runtime.identities.authenticate(session, bearer_token(authorization))
+    ident = await identities.authenticate(session, bearer_token(authorization))
     service.check_instance(ident, instance_id)
-    gateway = await service.get_gateway(session, runtime, ident.org_id, ident.gateway_id)
-    return await service.config_out(session, gateway)
+    gateway = await repository.get(session, ident.org_id, ident.gateway_id)
+    return await views.config_out(session, gateway)

@@ -1,7 +1,9 @@
 """Checking OpAMP tokens, with a short-lived cache so a heartbeat costs no database read.
 
-A revocation on this replica drops the entry at once; other replicas notice within
-``TTL_SECONDS``.
+A deactivation, deletion or re-registration publishes an event after it commits; every replica
+drops the entry when it arrives (within milliseconds over Redis). ``TTL_SECONDS`` bounds how long
+an entry could outlive a lost event (a Redis outage), and the presence flush's credential guard
+keeps what such a heartbeat buffered out of the database.
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.core.errors import InvalidOpAMPToken
 from flowgate.core.security import OPAMP_TOKEN_TYPE, decode_jwt, digest, digests_equal
+from flowgate.gateways import repository
 from flowgate.gateways.models import Gateway, GatewayStatus
 
 log = logging.getLogger(__name__)
@@ -38,12 +40,16 @@ class IdentityCache:
         self._key = signing_key
         self._ttl = ttl
         self._entries: dict[uuid.UUID, tuple[float, GatewayIdentity]] = {}
+        #: Bumped by every invalidation, so a read that started before one cannot cache what
+        #: it read afterwards (it may predate the change the invalidation announced).
+        self._generation = 0
 
     def invalidate(self, gateway_id: uuid.UUID) -> None:
+        self._generation += 1
         self._entries.pop(gateway_id, None)
 
-    def put(self, gateway: Gateway) -> GatewayIdentity:
-        ident = GatewayIdentity(
+    def _identity(self, gateway: Gateway) -> GatewayIdentity:
+        return GatewayIdentity(
             gateway.id,
             gateway.org_id,
             gateway.instance_id,
@@ -51,18 +57,20 @@ class IdentityCache:
             gateway.opamp_token,
             gateway.status,
         )
-        self._entries[gateway.id] = (time.monotonic() + self._ttl, ident)
-        return ident
 
     async def _load(self, session: AsyncSession, gateway_id: uuid.UUID) -> GatewayIdentity | None:
         cached = self._entries.get(gateway_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        gateway = await session.scalar(select(Gateway).where(Gateway.id == gateway_id))
+        generation = self._generation
+        gateway = await repository.by_id(session, gateway_id)
         if gateway is None:
             self._entries.pop(gateway_id, None)
             return None
-        return self.put(gateway)
+        ident = self._identity(gateway)
+        if generation == self._generation:
+            self._entries[gateway.id] = (time.monotonic() + self._ttl, ident)
+        return ident
 
     def _claims(self, token: str | None) -> tuple[uuid.UUID, uuid.UUID]:
         claims = decode_jwt(token, self._key, OPAMP_TOKEN_TYPE) if token else None

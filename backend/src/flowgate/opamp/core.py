@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 
 from google.protobuf.message import DecodeError
 
+from flowgate.configs.hashing import absorb as _put
+from flowgate.configs.hashing import config_hash
 from flowgate.opamp.proto import anyvalue_pb2, opamp_pb2
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "config_hash",
     "decode_agent_message",
     "describe",
+    "duplicate_uid",
     "encode_ws_frame",
     "error_reply",
     "new_instance_uid",
@@ -277,29 +280,6 @@ def new_instance_uid() -> bytes:
 
 
 # --- Offers ------------------------------------------------------------------------------
-
-
-def _put(digest: Any, part: bytes) -> None:
-    # Length-prefix every part so no two different inputs produce the same byte stream.
-    digest.update(len(part).to_bytes(8, "big"))
-    digest.update(part)
-
-
-def config_hash(files: Mapping[str, tuple[bytes, str]]) -> bytes:
-    """SHA-256 over the config files, independent of mapping order.
-
-    For each file name in sorted order the digest absorbs the name (UTF-8), the body and
-    the content type (UTF-8), each prefixed with its length as 8 big-endian bytes. The
-    result is 32 bytes and never empty, also for an empty ``files`` mapping, because
-    opamp-go refuses to report status for an empty ``config_hash``.
-    """
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        body, content_type = files[name]
-        _put(digest, name.encode("utf-8"))
-        _put(digest, bytes(body))
-        _put(digest, content_type.encode("utf-8"))
-    return digest.digest()
 
 
 def _freeze_files(files: Mapping[str, tuple[bytes, str]]) -> Mapping[str, tuple[bytes, str]]:
@@ -680,6 +660,9 @@ class Outcome:
     connection_settings_sent: bool
     new_instance_uid: bytes | None
     full_state_requested: bool
+    #: A message numbered before the agent's goodbye but delivered after it: answered, not
+    #: applied (``state`` is the input state), so it cannot bring a departed agent back.
+    stale: bool = False
 
     @property
     def rejected(self) -> bool:
@@ -767,6 +750,28 @@ def _rejected(msg: opamp_pb2.AgentToServer, state: AgentState | None, message: s
     )
 
 
+def _sent_before_goodbye(msg: opamp_pb2.AgentToServer, state: AgentState | None) -> bool:
+    # Some clients build payloads ahead and send from two threads (the Python client does),
+    # so a heartbeat numbered before agent_disconnect can arrive after it.
+    return (
+        state is not None
+        and state.disconnected
+        and state.sequence_num is not None
+        and msg.sequence_num < state.sequence_num
+        and not msg.HasField("agent_disconnect")
+    )
+
+
+def duplicate_uid(*, shared_credential: bool, live_elsewhere: bool) -> bool:
+    """Whether a message's instance_uid is a clash that earns the agent a new uid.
+
+    Only agents on a credential many agents share (a registration token) can clash: cloned
+    hosts that start with the same uid. Two connections presenting one gateway's own OpAMP
+    token with one uid are the same agent reconnecting before its old socket closed.
+    """
+    return shared_credential and live_elsewhere
+
+
 def process(
     msg: opamp_pb2.AgentToServer,
     state: AgentState | None,
@@ -790,7 +795,8 @@ def process(
     A message with an invalid ``instance_uid`` is rejected with a BAD_REQUEST
     ``error_response`` and leaves the state untouched. An ``agent_disconnect`` message is
     merged and answered with a bare acknowledgement (no offers or flags for a departing
-    agent). Never raises for any decodable message.
+    agent); a message numbered before that goodbye but delivered after it is answered the
+    same way and not applied (``Outcome.stale``). Never raises for any decodable message.
     """
     try:
         validate_instance_uid(msg.instance_uid)
@@ -801,6 +807,17 @@ def process(
         raise ValueError("state belongs to a different instance_uid than the message")
 
     old = state if state is not None else AgentState(instance_uid=uid)
+    if _sent_before_goodbye(msg, state):
+        return Outcome(
+            reply=opamp_pb2.ServerToAgent(instance_uid=uid, capabilities=SERVER_CAPABILITIES),
+            state=old,
+            changed=frozenset(),
+            remote_config_sent=False,
+            connection_settings_sent=False,
+            new_instance_uid=None,
+            full_state_requested=False,
+            stale=True,
+        )
     new = copy.copy(old)
     changed: set[str] = set()
 

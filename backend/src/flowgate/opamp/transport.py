@@ -2,7 +2,7 @@
 
 Every HTTP agent polls this route, so it bypasses FastAPI entirely: headers are checked, the
 body is read with a size limit (after gunzip too), decoded, handed to
-:class:`~flowgate.opamp.sessions.OpAMPAgents`, and the reply is written as protobuf.
+:class:`~flowgate.opamp.agents.OpAMPAgents`, and the reply is written as protobuf.
 
 Answers follow the spec and opamp-go: 401 before any upgrade for bad credentials, 503 with
 ``Retry-After`` when overloaded, 413 / close 1009 for oversized messages, 400 for undecodable
@@ -21,12 +21,12 @@ import zlib
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flowgate.core.errors import DomainError
-from flowgate.core.runtime import Runtime
+from flowgate.core.errors import DomainError, NotAuthenticated
 from flowgate.core.security import bearer_token
 from flowgate.opamp import core
+from flowgate.opamp.agents import Connection, OpAMPAgents, Transport
+from flowgate.opamp.auth import Authenticator, Busy, Credential, RetryLater
 from flowgate.opamp.proto import opamp_pb2
-from flowgate.opamp.sessions import Busy, Connection, Credential, OpAMPAgents, Transport
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 class OpAMPEndpoint:
     """The ASGI app serving one OpAMP path (both transports)."""
 
-    def __init__(self, agents: OpAMPAgents, path: str) -> None:
+    def __init__(self, agents: OpAMPAgents, auth: Authenticator, path: str) -> None:
         self.agents = agents
+        self.auth = auth
         self.settings = agents.settings
         self.path = path
         public = self.settings.resolved_public_url
@@ -102,7 +103,7 @@ class OpAMPEndpoint:
             )
             return
         try:
-            cred = await self.agents.authenticate(
+            cred = await self.auth.authenticate(
                 bearer_token(_decode(headers.get(b"authorization")))
             )
         except DomainError as exc:
@@ -151,6 +152,13 @@ class OpAMPEndpoint:
         except Busy:
             await self._overloaded(send)
             return
+        except RetryLater as exc:
+            await self._overloaded(send, exc.seconds)
+            return
+        except NotAuthenticated as exc:
+            # E.g. a new agent whose registration token has no uses left.
+            await _plain(send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
+            return
         payload = reply.SerializeToString()
         extra: list[tuple[bytes, bytes]] = []
         if len(payload) >= GZIP_MIN_BYTES and _accepts_gzip(headers.get(b"accept-encoding")):
@@ -169,8 +177,8 @@ class OpAMPEndpoint:
         )
         await send({"type": "http.response.body", "body": payload})
 
-    async def _overloaded(self, send: Send) -> None:
-        retry = str(self.settings.opamp_retry_after_seconds).encode()
+    async def _overloaded(self, send: Send, seconds: int | None = None) -> None:
+        retry = str(seconds or self.settings.opamp_retry_after_seconds).encode()
         await _plain(send, 503, b"server is overloaded; retry later", [(b"retry-after", retry)])
 
     async def _process(
@@ -183,12 +191,18 @@ class OpAMPEndpoint:
     ) -> opamp_pb2.ServerToAgent:
         try:
             return await self.agents.handle(msg, cred, transport, endpoint, connection)
-        except Busy:
+        except (Busy, RetryLater) as exc:
             if connection is None:
                 raise  # plain HTTP answers 503 + Retry-After
+            seconds = exc.seconds if isinstance(exc, RetryLater) else None
             return core.unavailable_reply(
-                bytes(msg.instance_uid), self.settings.opamp_retry_after_seconds
+                bytes(msg.instance_uid), seconds or self.settings.opamp_retry_after_seconds
             )
+        except NotAuthenticated as exc:
+            if connection is None:
+                raise  # plain HTTP answers 401
+            await connection.close(1008)  # the credential stopped working: the agent must re-enrol
+            return core.error_reply(bytes(msg.instance_uid), exc.detail)
         except DomainError as exc:
             return core.error_reply(bytes(msg.instance_uid), exc.detail)
         except Exception:
@@ -202,7 +216,7 @@ class OpAMPEndpoint:
             return
         headers = _headers(scope)
         try:
-            cred = await self.agents.authenticate(
+            cred = await self.auth.authenticate(
                 bearer_token(_decode(headers.get(b"authorization")))
             )
         except DomainError as exc:
@@ -367,10 +381,10 @@ class OpAMPRouter:
         await self.app(scope, receive, send)
 
 
-def mount_opamp(app: FastAPI, runtime: Runtime, paths: tuple[str, ...]) -> None:
-    agents = OpAMPAgents(runtime)
-    runtime.extras["opamp"] = agents
-    endpoints = {path: OpAMPEndpoint(agents, path) for path in paths}
+def mount_opamp(
+    app: FastAPI, agents: OpAMPAgents, auth: Authenticator, paths: tuple[str, ...]
+) -> None:
+    endpoints = {path: OpAMPEndpoint(agents, auth, path) for path in paths}
     app.add_middleware(OpAMPRouter, endpoints=endpoints)
 
 

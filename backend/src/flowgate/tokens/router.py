@@ -5,8 +5,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from flowgate.auth.principal import OperatorAccess
-from flowgate.core.deps import SessionDep
-from flowgate.core.runtime import RuntimeDep
+from flowgate.core.deps import SessionDep, UowDep
 from flowgate.tokens import service
 from flowgate.tokens.schemas import (
     RegistrationTokenCreate,
@@ -45,11 +44,8 @@ async def list_registration_tokens(
 
 @router.delete("/{token_id}", operation_id="revoke_registration_token")
 async def revoke_registration_token(
-    token_id: uuid.UUID, access: OperatorAccess, session: SessionDep, runtime: RuntimeDep
+    token_id: uuid.UUID, access: OperatorAccess, uow: UowDep
 ) -> RegistrationTokenOut:
-    record = await service.revoke_token(session, access.org_id, token_id)
-    await session.commit()
-    agents = runtime.extras.get("opamp")
-    if agents is not None:
-        agents.forget_registration_tokens()  # type: ignore[attr-defined]
+    """Revoke the token; every replica stops accepting it as soon as this commits."""
+    record = await service.revoke_token(uow, access.org_id, token_id)
     return RegistrationTokenOut.model_validate(record)

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.core.db import utcnow
 from flowgate.core.errors import InvalidRegistrationToken, NotFound
+from flowgate.core.events import RegistrationTokenRevoked
 from flowgate.core.security import digest, new_registration_token
+from flowgate.core.uow import UnitOfWork
 from flowgate.tokens.models import RegistrationToken
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,10 @@ async def list_tokens(session: AsyncSession, org_id: uuid.UUID) -> list[Registra
 
 
 async def revoke_token(
-    session: AsyncSession, org_id: uuid.UUID, token_id: uuid.UUID
+    uow: UnitOfWork, org_id: uuid.UUID, token_id: uuid.UUID
 ) -> RegistrationToken:
-    record = await session.scalar(
+    """Revoke (idempotent); every replica forgets cached checks of it after the commit."""
+    record = await uow.session.scalar(
         select(RegistrationToken).where(
             RegistrationToken.id == token_id, RegistrationToken.org_id == org_id
         )
@@ -72,6 +75,8 @@ async def revoke_token(
     if record.is_active:
         record.is_active = False
         record.revoked_at = utcnow()
+        await uow.session.flush()
+        uow.publish(RegistrationTokenRevoked(token_id=record.id, org_id=record.org_id))
         log.info("registration token revoked", extra={"token_id": str(record.id)})
     return record
 
@@ -98,6 +103,7 @@ async def consume(session: AsyncSession, record: RegistrationToken) -> None:
     """Count one use atomically; raises when the token has none left (concurrent-safe)."""
     result = await session.execute(
         update(RegistrationToken)
+        .returning(RegistrationToken.id)
         .where(
             RegistrationToken.id == record.id,
             RegistrationToken.is_active.is_(True),
@@ -109,7 +115,19 @@ async def consume(session: AsyncSession, record: RegistrationToken) -> None:
         .values(use_count=RegistrationToken.use_count + 1, last_used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if result.first() is None:
         log.warning("registration rejected: token used up", extra={"token_id": str(record.id)})
         raise InvalidRegistrationToken()
     log.info("registration token used", extra={"token_id": str(record.id)})
+
+
+async def get_usable(session: AsyncSession, token_id: uuid.UUID) -> RegistrationToken:
+    """The token by id while it is active and unexpired; the seed's 401 otherwise."""
+    record = await session.get(RegistrationToken, token_id)
+    if record is None or not record.is_active or record.expires_at <= utcnow():
+        raise InvalidRegistrationToken()
+    return record
+
+
+def has_uses_left(record: RegistrationToken) -> bool:
+    return record.max_uses is None or record.use_count < record.max_uses

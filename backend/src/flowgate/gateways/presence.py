@@ -5,8 +5,14 @@ with the flush rate, not with the number of gateways. A status change (registere
 active -> inactive) wakes the flusher at once; plain ``last_seen`` refreshes wait for the next
 periodic flush (``FLOWGATE_FLUSH_INTERVAL_SECONDS``, well inside the 60 s "healthy" window).
 
-Readers on this replica overlay pending values on what they load (:meth:`Presence.pending_for`),
-so the API never shows state older than what this replica has already accepted.
+Readers never overlay this buffer: the list, its filters, its summary and the detail views all
+read the database, so they always agree with each other. What they show is at most one flush
+interval old for ``last_seen``, metrics and versions, and a few milliseconds old for status.
+
+Every buffered value carries the credential (OpAMP token digest) it was accepted with, and the
+flush writes it only while the gateway still has that credential (see
+:func:`flowgate.gateways.repository.write_presence`), so a heartbeat buffered here can never
+undo a deactivation, deletion or re-registration committed anywhere.
 """
 
 from __future__ import annotations
@@ -15,39 +21,35 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from flowgate.core.db import utcnow
-from flowgate.gateways.models import Gateway, GatewayStatus
+from flowgate.core.uow import UnitOfWork
+from flowgate.gateways import repository
+from flowgate.gateways.models import GatewayStatus
 
 log = logging.getLogger(__name__)
-
-_COLUMNS = (
-    "last_seen",
-    "status",
-    "active_since",
-    "current_config_version",
-    "opamp_state",
-    "transport",
-    "opamp_instance_uid",
-)
 
 
 @dataclass
 class Pending:
     """Column values not yet written for one gateway, plus a patch for ``extra_metadata``."""
 
+    guard: str
     values: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def merge(self, newer: Pending) -> None:
+        self.guard = newer.guard
         self.values.update(newer.values)
         self.metadata.update(newer.metadata)
+
+    def row(self, gateway_id: uuid.UUID) -> repository.PresenceRow:
+        return repository.PresenceRow(gateway_id, self.guard, self.values, self.metadata)
 
 
 @dataclass
@@ -59,40 +61,11 @@ class FlushStats:
     dropped: int = 0
 
 
-class PresenceView:
-    """Buffered values as of one moment (see :meth:`Presence.view`)."""
-
-    def __init__(
-        self,
-        presence: Presence,
-        in_flight: dict[uuid.UUID, Pending],
-        pending: dict[uuid.UUID, Pending],
-    ) -> None:
-        self._presence = presence
-        self._layers = (in_flight, pending)  # oldest first
-
-    def apply_to(self, gateway: Gateway) -> Gateway:
-        """Overlay the captured values on a loaded row, in memory only (a view, not a write)."""
-        self._presence.observe_status(gateway.id, gateway.status)
-        for layer in self._layers:
-            pending = layer.get(gateway.id)
-            if pending is None:
-                continue
-            for key, value in pending.values.items():
-                gateway.__dict__[key] = value  # bypass change tracking: never flushed from here
-            if pending.metadata:
-                merged = {**(gateway.extra_metadata or {}), **pending.metadata}
-                gateway.__dict__["extra_metadata"] = merged
-        return gateway
-
-
 class Presence:
-    def __init__(self, sessionmaker: async_sessionmaker[Any], interval: float) -> None:
-        self._sessionmaker = sessionmaker
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], interval: float) -> None:
+        self._unit_of_work = unit_of_work
         self._interval = interval
         self._pending: dict[uuid.UUID, Pending] = {}
-        #: The batch being written: still overlaid on reads until its transaction commits.
-        self._in_flight: dict[uuid.UUID, Pending] = {}
         #: Status as last written (or loaded), to tell a transition from a refresh.
         self._known_status: dict[uuid.UUID, GatewayStatus] = {}
         self._wake = asyncio.Event()
@@ -117,14 +90,15 @@ class Presence:
     def record(
         self,
         gateway_id: uuid.UUID,
+        guard: str,
         *,
         metadata: dict[str, Any] | None = None,
         urgent: bool = False,
         **values: Any,
     ) -> None:
-        """Buffer new values for a gateway. A status different from the known one, or
-        ``urgent``, makes the next flush happen now."""
-        unknown = set(values) - set(_COLUMNS)
+        """Buffer new values for a gateway, accepted with credential digest ``guard``. A status
+        different from the known one, or ``urgent``, makes the next flush happen now."""
+        unknown = set(values) - repository.PRESENCE_COLUMNS
         if unknown:
             raise ValueError(f"not a buffered column: {sorted(unknown)}")
         status = values.get("status")
@@ -132,7 +106,10 @@ class Presence:
             urgent = True
             if status == GatewayStatus.active and "active_since" not in values:
                 values["active_since"] = values.get("last_seen")
-        pending = self._pending.setdefault(gateway_id, Pending())
+        pending = self._pending.get(gateway_id)
+        if pending is None or pending.guard != guard:
+            # Values taken under another credential must not ride along with these.
+            pending = self._pending[gateway_id] = Pending(guard)
         pending.values.update(values)
         if metadata:
             pending.metadata.update(metadata)
@@ -143,19 +120,9 @@ class Presence:
         return self._pending.get(gateway_id)
 
     def forget(self, gateway_id: uuid.UUID) -> None:
+        """Drop what is buffered for a gateway (its credential changed or it is gone)."""
         self._pending.pop(gateway_id, None)
         self._known_status.pop(gateway_id, None)
-
-    def view(self) -> PresenceView:
-        """Capture what is buffered now. Take it *before* loading rows and apply it after:
-        a flush that commits in between then cannot make the loaded rows look older than
-        what this replica had already accepted (the captured batch is still applied)."""
-        return PresenceView(self, self._in_flight, self._pending)
-
-    def apply_to(self, gateway: Gateway) -> Gateway:
-        """Overlay buffered values on a row loaded after this call's view would have been
-        taken; prefer ``view()`` before the query and ``view.apply_to`` after it."""
-        return self.view().apply_to(gateway)
 
     # -- flushing --------------------------------------------------------------------------
     async def flush(self) -> int:
@@ -164,13 +131,11 @@ class Presence:
             batch, self._pending = self._pending, {}
             if not batch:
                 return 0
-            self._in_flight = batch
             try:
                 statements = await self._write(batch)
             except Exception as exc:
                 self.stats.failures += 1
                 if not _refused(exc):
-                    self._in_flight = {}
                     log.warning(
                         "presence flush failed; will retry",
                         extra={"rows": len(batch), "error": type(exc).__name__},
@@ -181,7 +146,6 @@ class Presence:
                 # back every other gateway's heartbeats, and set the refused rows aside.
                 log.exception("presence flush refused; retrying row by row")
                 batch, statements = await self._write_each(batch)
-            self._in_flight = {}
             for gateway_id, pending in batch.items():
                 if "status" in pending.values:
                     self._known_status[gateway_id] = pending.values["status"]
@@ -194,6 +158,8 @@ class Presence:
         for gateway_id, older in batch.items():  # keep newer values on top
             newer = self._pending.get(gateway_id)
             if newer is not None:
+                if newer.guard != older.guard:
+                    continue  # the credential changed since: the older values are void
                 older.merge(newer)
             self._pending[gateway_id] = older
 
@@ -219,34 +185,9 @@ class Presence:
         return written, statements
 
     async def _write(self, batch: dict[uuid.UUID, Pending]) -> int:
-        table = cast(Table, Gateway.__table__)
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        async with self._sessionmaker() as session:
-            with_metadata = [gid for gid, p in batch.items() if p.metadata]
-            current: dict[uuid.UUID, dict[str, Any]] = {}
-            for start in range(0, len(with_metadata), 1000):
-                chunk = with_metadata[start : start + 1000]
-                rows = await session.execute(
-                    select(Gateway.id, Gateway.extra_metadata).where(Gateway.id.in_(chunk))
-                )
-                current.update({gid: meta or {} for gid, meta in rows.all()})
-            for gateway_id, pending in batch.items():
-                row = dict(pending.values)
-                if pending.metadata:
-                    row["extra_metadata"] = {**current.get(gateway_id, {}), **pending.metadata}
-                row["updated_at"] = row.get("last_seen") or utcnow()
-                key = tuple(sorted(row))
-                row["b_id"] = gateway_id
-                groups.setdefault(key, []).append(row)
-            for key, rows in groups.items():
-                stmt = (
-                    update(table)
-                    .where(table.c.id == bindparam("b_id"))
-                    .values({name: bindparam(name) for name in key})
-                )
-                await session.execute(stmt, rows)
-            await session.commit()
-        return len(groups)
+        rows = [pending.row(gateway_id) for gateway_id, pending in batch.items()]
+        async with self._unit_of_work() as uow:
+            return await repository.write_presence(uow.session, rows, utcnow())
 
     async def _run(self) -> None:
         while True:

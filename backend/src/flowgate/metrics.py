@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from flowgate.fleet import gcstats
 
 if TYPE_CHECKING:
-    from flowgate.core.runtime import Runtime
+    from flowgate.runtime import Runtime
 
 
 class RuntimeCollector(Collector):
@@ -22,21 +22,21 @@ class RuntimeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.runtime.presence.stats
-        agents = self.runtime.extras.get("opamp")
+        agents = self.runtime.agents
         yield GaugeMetricFamily(
             "flowgate_opamp_websocket_connections",
             "Open OpAMP WebSocket connections on this replica",
-            value=getattr(agents, "connections", 0),
+            value=agents.connections,
         )
         yield GaugeMetricFamily(
             "flowgate_opamp_agents",
             "Native OpAMP agents with hot state on this replica",
-            value=len(getattr(agents, "agents", {})),
+            value=len(agents.agents),
         )
         yield CounterMetricFamily(
             "flowgate_opamp_messages",
             "AgentToServer messages processed",
-            value=getattr(agents, "messages", 0),
+            value=agents.messages,
         )
         yield CounterMetricFamily(
             "flowgate_presence_flushes", "Batched presence writes", value=stats.flushes

@@ -1,0 +1,113 @@
+"""Typed domain events: what happened, after it was committed.
+
+Events are queued on the unit of work (:mod:`flowgate.core.uow`) and published only after its
+transaction commits, in the order they were queued. The bus (:mod:`flowgate.fleet.bus`) delivers
+them to this replica's subscribers and, through Redis, to every other replica's, so each replica
+drops its caches and closes the connections an event concerns. An event carries identifiers
+only, never secrets, so it can cross the wire as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": self.kind}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, uuid.UUID):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) for v in value]
+            body[f.name] = value
+        return body
+
+
+@dataclass(frozen=True)
+class GatewayRevoked(Event):
+    """The gateway's OpAMP credential no longer works: it was deactivated or deleted."""
+
+    kind: ClassVar[str] = "gateway.revoked"
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    reason: str  # "deactivated" | "deleted"
+
+
+@dataclass(frozen=True)
+class GatewayTokenSuperseded(Event):
+    """A new OpAMP token was issued (re-registration): the previous one stopped working."""
+
+    kind: ClassVar[str] = "gateway.token_superseded"
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class GatewayRegistered(Event):
+    kind: ClassVar[str] = "gateway.registered"
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    created: bool
+
+
+@dataclass(frozen=True)
+class GatewayChanged(Event):
+    """Something people see about the gateway changed (name, labels)."""
+
+    kind: ClassVar[str] = "gateway.changed"
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class RegistrationTokenRevoked(Event):
+    kind: ClassVar[str] = "registration_token.revoked"
+    token_id: uuid.UUID
+    org_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ConfigChanged(Event):
+    """The desired configuration of these gateways changed; live agents get it now."""
+
+    kind: ClassVar[str] = "config.changed"
+    org_id: uuid.UUID
+    gateway_ids: tuple[uuid.UUID, ...]
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        GatewayRevoked,
+        GatewayTokenSuperseded,
+        GatewayRegistered,
+        GatewayChanged,
+        RegistrationTokenRevoked,
+        ConfigChanged,
+    )
+}
+
+
+def event_from_json(body: dict[str, Any]) -> Event:
+    """Rebuild an event published by another replica; raises ``ValueError`` on a bad body."""
+    cls = EVENT_TYPES.get(str(body.get("kind")))
+    if cls is None:
+        raise ValueError(f"unknown event kind {body.get('kind')!r}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        raw = body.get(f.name)
+        if f.type in ("uuid.UUID", uuid.UUID):
+            values[f.name] = uuid.UUID(str(raw))
+        elif str(f.type).startswith("tuple"):
+            values[f.name] = tuple(uuid.UUID(str(v)) for v in raw or ())
+        else:
+            values[f.name] = raw
+    return cls(**values)

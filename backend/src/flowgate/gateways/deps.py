@@ -1,0 +1,31 @@
+"""FastAPI dependencies for the gateway routers: this replica's gateway collaborators."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from flowgate.gateways.identity import IdentityCache
+from flowgate.gateways.presence import Presence
+from flowgate.gateways.queries import SummaryCache
+
+
+def get_presence(request: Request) -> Presence:
+    presence: Presence = request.app.state.presence
+    return presence
+
+
+def get_identities(request: Request) -> IdentityCache:
+    identities: IdentityCache = request.app.state.identities
+    return identities
+
+
+def get_summary_cache(request: Request) -> SummaryCache:
+    cache: SummaryCache = request.app.state.summary_cache
+    return cache
+
+
+PresenceDep = Annotated[Presence, Depends(get_presence)]
+IdentitiesDep = Annotated[IdentityCache, Depends(get_identities)]
+SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]

@@ -1,0 +1,210 @@
+"""How a gateway is shown: the seed's health, version, metrics, config and status shapes.
+
+Pure functions of a loaded row (plus, for the config, its desired configuration); nothing here
+writes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowgate.configs.base import base_config_yaml, config_hash
+from flowgate.configs.service import desired_config
+from flowgate.core.db import utcnow
+from flowgate.core.settings import Settings
+from flowgate.gateways.health import compute_health
+from flowgate.gateways.models import Gateway, GatewayStatus
+from flowgate.gateways.schemas import (
+    AgentOut,
+    ConfigOut,
+    ConfigStatusOut,
+    EffectiveConfigOut,
+    GatewayHealthSummary,
+    GatewayOut,
+    HealthOut,
+    MetricsOut,
+    StatusOut,
+    VersionOut,
+)
+
+OPAMP_TRANSPORTS = frozenset({"opamp-ws", "opamp-http"})
+
+
+def health_out(settings: Settings, gateway: Gateway, now: datetime) -> HealthOut:
+    health = compute_health(
+        gateway.status,
+        gateway.last_seen,
+        now,
+        settings.health_healthy_seconds,
+        settings.health_warning_seconds,
+    )
+    uptime = None
+    if gateway.status == GatewayStatus.active and gateway.active_since is not None:
+        uptime = max(0, int((now - gateway.active_since).total_seconds()))
+    age = health.seconds_since_last_seen
+    return HealthOut(
+        status=health.status,
+        last_seen=gateway.last_seen,
+        seconds_since_last_seen=int(age) if age is not None else None,
+        uptime_seconds=uptime,
+        health_score=health.score,
+    )
+
+
+def _attributes(gateway: Gateway) -> dict[str, Any]:
+    state = gateway.opamp_state or {}
+    return {
+        **(state.get("non_identifying_attributes") or {}),
+        **(state.get("identifying_attributes") or {}),
+    }
+
+
+def version_out(gateway: Gateway) -> VersionOut:
+    meta = gateway.extra_metadata or {}
+    service_version = _attributes(gateway).get("service.version")
+    reported = str(service_version) if service_version else None
+    return VersionOut(
+        agent_version=meta.get("version") or reported,
+        otel_version=meta.get("otel_version") or reported,
+        capabilities=list(meta.get("capabilities") or []),
+    )
+
+
+def metrics_out(gateway: Gateway) -> MetricsOut:
+    meta = gateway.extra_metadata or {}
+    metrics = meta.get("metrics") or {}
+    return MetricsOut(
+        logs_processed=metrics.get("logs_processed"),
+        errors=metrics.get("errors"),
+        latency_ms=metrics.get("latency_ms"),
+        last_updated=_parse_dt(meta.get("metrics_updated_at")),
+    )
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _effective(gateway: Gateway) -> EffectiveConfigOut | None:
+    state = gateway.opamp_state or {}
+    files = state.get("effective_config") or {}
+    if not files:
+        return None
+    name = "" if "" in files else sorted(files)[0]
+    return EffectiveConfigOut(
+        config_yaml=files[name].get("body", ""),
+        content_type=files[name].get("content_type") or None,
+        updated_at=_parse_dt((state.get("updated_at") or {}).get("effective_config")),
+    )
+
+
+def _config_status(gateway: Gateway) -> ConfigStatusOut | None:
+    rcs = (gateway.opamp_state or {}).get("remote_config_status")
+    if rcs:
+        return ConfigStatusOut(
+            status=str(rcs.get("status", "UNSET")).lower(),
+            error_message=rcs.get("error_message") or None,
+            config_hash=rcs.get("last_remote_config_hash") or None,
+        )
+    reported = (gateway.extra_metadata or {}).get("config_status")
+    if reported:
+        return ConfigStatusOut(
+            status=reported.get("status", "unset"),
+            error_message=reported.get("error_message"),
+            config_version=reported.get("config_version"),
+        )
+    return None
+
+
+async def config_out(session: AsyncSession, gateway: Gateway) -> ConfigOut:
+    desired = await desired_config(session, gateway.id)
+    common: dict[str, Any] = {
+        "applied_config_version": gateway.current_config_version,
+        "remote_config_status": _config_status(gateway),
+        "effective": _effective(gateway),
+    }
+    if desired is not None:
+        return ConfigOut(
+            config_yaml=desired.config_yaml,
+            config_version=desired.version,
+            deployment_id=desired.id,
+            last_updated=desired.created_at,
+            source="remote",
+            config_hash=desired.config_hash,
+            **common,
+        )
+    base = base_config_yaml()
+    return ConfigOut(
+        config_yaml=base,
+        config_version=None,
+        deployment_id=None,
+        last_updated=None,
+        source="base",
+        config_hash=config_hash(base),
+        **common,
+    )
+
+
+def is_connected(gateway: Gateway) -> bool:
+    """A native agent is connected while it is active: a WebSocket that closes, or an HTTP
+    agent that stops polling, turns it inactive (true on every replica, from the database)."""
+    return gateway.transport in OPAMP_TRANSPORTS and gateway.status == GatewayStatus.active
+
+
+def agent_out(gateway: Gateway) -> AgentOut | None:
+    state = gateway.opamp_state
+    if not state:
+        return None
+    return AgentOut(
+        instance_uid=gateway.opamp_instance_uid,
+        transport=gateway.transport,
+        identifying_attributes=state.get("identifying_attributes") or {},
+        non_identifying_attributes=state.get("non_identifying_attributes") or {},
+        component_health=state.get("health"),
+        available_components=state.get("available_components"),
+        custom_capabilities=state.get("custom_capabilities") or [],
+        connected=is_connected(gateway),
+    )
+
+
+async def status_out(session: AsyncSession, settings: Settings, gateway: Gateway) -> StatusOut:
+    return StatusOut(
+        gateway_id=gateway.id,
+        instance_id=gateway.instance_id,
+        name=gateway.name,
+        status=gateway.status,
+        health=health_out(settings, gateway, utcnow()),
+        version=version_out(gateway),
+        config=await config_out(session, gateway),
+        metrics=metrics_out(gateway),
+        agent=agent_out(gateway),
+    )
+
+
+def gateway_out(settings: Settings, gateway: Gateway, now: datetime) -> GatewayOut:
+    health = health_out(settings, gateway, now)
+    return GatewayOut(
+        id=gateway.id,
+        instance_id=gateway.instance_id,
+        org_id=gateway.org_id,
+        name=gateway.name,
+        status=gateway.status,
+        health=GatewayHealthSummary(status=health.status, health_score=health.health_score),
+        last_seen=gateway.last_seen,
+        hostname=gateway.hostname,
+        ip_address=gateway.ip_address,
+        labels=gateway.labels or {},
+        transport=gateway.transport,
+        agent_version=version_out(gateway).agent_version,
+        current_config_version=gateway.current_config_version,
+        opamp_instance_uid=gateway.opamp_instance_uid,
+        created_at=gateway.created_at,
+    )

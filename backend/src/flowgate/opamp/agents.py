@@ -1,0 +1,348 @@
+"""Native OpAMP agents on this replica: their hot state, and what to tell them.
+
+The sans-I/O :mod:`flowgate.opamp.core` decides every reply; this module keeps each agent's
+state in memory between messages, asks :class:`~flowgate.opamp.store.AgentStore` to load an
+agent the first time this process sees it, and hands what changed back to the store. A known
+agent's message costs no database round trip.
+
+Bus events reach every replica: a config change pushes to the live agents of those gateways, a
+revocation closes the gateway's socket and forgets the agent, and a superseded token makes the
+replica re-check the credential of the agents it holds for that gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flowgate.core.db import utcnow
+from flowgate.core.errors import Conflict
+from flowgate.core.events import ConfigChanged, GatewayRevoked, GatewayTokenSuperseded
+from flowgate.core.settings import Settings
+from flowgate.gateways.models import GatewayStatus
+from flowgate.gateways.registration import EnrolmentConflict
+from flowgate.opamp import core
+from flowgate.opamp.auth import Admission, Credential, RetryLater
+from flowgate.opamp.proto import opamp_pb2
+from flowgate.opamp.store import AgentStore, Loaded, remote_config
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["opamp-ws", "opamp-http"]
+SendFn = Callable[[opamp_pb2.ServerToAgent], Awaitable[None]]
+CloseFn = Callable[[int], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Connection:
+    """One live WebSocket; sends are serialised because pushes race with replies."""
+
+    send: SendFn
+    close: CloseFn
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    uids: set[bytes] = field(default_factory=set)
+
+    async def deliver(self, msg: opamp_pb2.ServerToAgent) -> None:
+        async with self.lock:
+            await self.send(msg)
+
+
+@dataclass(eq=False)
+class Agent:
+    uid: bytes
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    guard: str
+    credential: Literal["opamp", "registration"]
+    state: core.AgentState | None
+    transport: Transport
+    desired: core.RemoteConfig | None = None
+    desired_version: int | None = None
+    offer: core.ConnectionSettingsOffer | None = None
+    connection: Connection | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    updated: dict[str, str] = field(default_factory=dict)
+
+
+class Throttle:
+    """One-second window counter: above ``limit`` messages/s agents are asked to back off."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self._window = 0
+        self._count = 0
+
+    def allow(self) -> bool:
+        now = int(time.monotonic())
+        if now != self._window:
+            self._window, self._count = now, 0
+        self._count += 1
+        return self._count <= self.limit
+
+
+class OpAMPAgents:
+    def __init__(self, settings: Settings, store: AgentStore, admission: Admission) -> None:
+        self.settings = settings
+        self.store = store
+        self.admission = admission
+        self.agents: dict[bytes, Agent] = {}
+        self._by_gateway: dict[uuid.UUID, Agent] = {}
+        self.throttle = Throttle(settings.opamp_max_messages_per_second)
+        self.connections = 0
+        self.messages = 0
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- messages ----------------------------------------------------------------------------
+    async def handle(
+        self,
+        msg: opamp_pb2.AgentToServer,
+        cred: Credential,
+        transport: Transport,
+        endpoint: str,
+        connection: Connection | None = None,
+    ) -> opamp_pb2.ServerToAgent:
+        """Process one AgentToServer for an authenticated peer and return the reply.
+
+        Raises :class:`~flowgate.opamp.auth.Busy` or :class:`RetryLater` (answer "come back
+        later") and 401 domain errors (the credential stopped working)."""
+        self.messages += 1
+        uid = bytes(msg.instance_uid)
+        try:
+            core.validate_instance_uid(uid)
+        except core.ProtocolError as exc:
+            return core.error_reply(uid, str(exc))
+        agent = self.agents.get(uid)
+        if agent is not None and not self._matches(agent, cred):
+            agent = None
+        if agent is None:
+            try:
+                async with self.admission.slot():
+                    loaded = await self.store.load(uid, msg, cred, transport)
+            except EnrolmentConflict:
+                # Another enrolment of this gateway is committing; its retry finds it.
+                raise RetryLater(random.randint(1, 3)) from None
+            except Conflict as exc:
+                return core.error_reply(uid, exc.detail)
+            if loaded is None:  # enrolment waits for the agent's description
+                return core.process(msg, None).reply
+            agent = self._register(uid, loaded, cred, transport, endpoint)
+        live_elsewhere = (
+            connection is not None
+            and agent.connection is not None
+            and agent.connection is not connection
+        )
+        duplicate = core.duplicate_uid(shared_credential=cred.shared, live_elsewhere=live_elsewhere)
+        outcome = core.process(
+            msg,
+            agent.state,
+            desired_config=agent.desired,
+            connection_settings=agent.offer,
+            duplicate=duplicate,
+        )
+        if outcome.rejected or outcome.stale:
+            return outcome.reply
+        agent.state = outcome.state
+        agent.last_seen = time.monotonic()
+        agent.transport = transport
+        if connection is not None and not duplicate and agent.connection is not connection:
+            agent.connection = connection
+            connection.uids.add(uid)
+        self._record(agent, outcome)
+        if outcome.new_instance_uid is not None and not duplicate:
+            self._rekey(agent, outcome.new_instance_uid)
+        return outcome.reply
+
+    def _matches(self, agent: Agent, cred: Credential) -> bool:
+        if cred.kind == "opamp":
+            return cred.ident is not None and agent.gateway_id == cred.ident.gateway_id
+        return agent.org_id == cred.org_id
+
+    def _record(self, agent: Agent, outcome: core.Outcome) -> None:
+        state = outcome.state
+        now = utcnow()
+        changed = outcome.changed
+        values: dict[str, Any] = {
+            "last_seen": now,
+            "status": GatewayStatus.inactive if state.disconnected else GatewayStatus.active,
+            "transport": agent.transport,
+        }
+        metadata: dict[str, Any] = {}
+        if "capabilities" in changed:
+            metadata["capabilities"] = core.agent_capability_names(state.capabilities)
+        if "description" in changed:
+            version = core.describe(state).get("service.version")
+            if version is not None:
+                metadata["version"] = metadata["otel_version"] = str(version)
+        for key in ("effective_config", "remote_config_status", "health", "description"):
+            if key in changed:
+                agent.updated[key] = now.isoformat()
+        if "remote_config_status" in changed and agent.desired is not None:
+            rcs = state.remote_config_status or {}
+            if (
+                rcs.get("status") == "APPLIED"
+                and rcs.get("last_remote_config_hash") == agent.desired.hash.hex()
+            ):
+                values["current_config_version"] = agent.desired_version
+        if changed - {"sequence"}:
+            snapshot = state.to_json()
+            snapshot["updated_at"] = dict(agent.updated)
+            values["opamp_state"] = snapshot
+        self.store.record(agent.gateway_id, agent.guard, metadata=metadata, **values)
+
+    def _rekey(self, agent: Agent, new_uid: bytes) -> None:
+        """The agent was told to use ``new_uid``: keep its history under the new id."""
+        self.agents.pop(agent.uid, None)
+        if agent.connection is not None:
+            agent.connection.uids.discard(agent.uid)
+            agent.connection.uids.add(new_uid)
+        agent.uid = new_uid
+        if agent.state is not None:
+            agent.state.instance_uid = new_uid
+        self.agents[new_uid] = agent
+        self.store.record(
+            agent.gateway_id, agent.guard, opamp_instance_uid=new_uid.hex(), urgent=True
+        )
+        self.store.unflushed_rekeys += 1
+
+    # -- the registry ------------------------------------------------------------------------
+    def _register(
+        self, uid: bytes, loaded: Loaded, cred: Credential, transport: Transport, endpoint: str
+    ) -> Agent:
+        offer = None
+        if loaded.offer_token is not None:
+            offer = core.ConnectionSettingsOffer(
+                headers={"Authorization": f"Bearer {loaded.offer_token}"},
+                heartbeat_interval_seconds=self.settings.opamp_heartbeat_interval_seconds,
+                destination_endpoint=endpoint,
+            )
+        agent = Agent(
+            uid=uid,
+            gateway_id=loaded.gateway_id,
+            org_id=loaded.org_id,
+            guard=loaded.guard,
+            credential=cred.kind,
+            state=loaded.state,
+            transport=transport,
+            desired=loaded.desired,
+            desired_version=loaded.desired_version,
+            offer=offer,
+            updated=loaded.updated,
+        )
+        # A gateway has one agent: a stale entry (under this or another uid) goes.
+        previous = self._by_gateway.get(agent.gateway_id)
+        if previous is not None:
+            self._drop(previous)
+        stale = self.agents.get(uid)
+        if stale is not None:
+            self._drop(stale)
+        self.agents[uid] = agent
+        self._by_gateway[agent.gateway_id] = agent
+        return agent
+
+    def _drop(self, agent: Agent) -> None:
+        if self.agents.get(agent.uid) is agent:
+            del self.agents[agent.uid]
+        if self._by_gateway.get(agent.gateway_id) is agent:
+            del self._by_gateway[agent.gateway_id]
+
+    def agent_for(self, gateway_id: uuid.UUID) -> Agent | None:
+        return self._by_gateway.get(gateway_id)
+
+    # -- bus events ----------------------------------------------------------------------------
+    async def on_config_changed(self, event: ConfigChanged) -> None:
+        """Reload the desired config of the gateways held here and push it to live agents
+        (HTTP agents get it in the reply to their next poll)."""
+        held = [gid for gid in event.gateway_ids if gid in self._by_gateway]
+        if not held:
+            return
+        records = await self.store.desired(held)
+        for gateway_id in held:
+            agent = self._by_gateway.get(gateway_id)
+            if agent is None:
+                continue
+            record = records.get(gateway_id)
+            agent.desired = remote_config(record)
+            agent.desired_version = record.version if record else None
+            if agent.connection is None or agent.state is None:
+                continue
+            msg = core.push_message(agent.state, agent.desired)
+            if msg is not None:
+                await agent.connection.deliver(msg)
+                log.info("remote config pushed", extra={"gateway_id": str(gateway_id)})
+
+    async def on_revoked(self, event: GatewayRevoked) -> None:
+        """The gateway was deactivated or deleted: close its socket, forget the agent."""
+        agent = self._by_gateway.get(event.gateway_id)
+        if agent is None:
+            return
+        self._drop(agent)
+        if agent.connection is not None:
+            log.info(
+                "closing a revoked agent's connection",
+                extra={"gateway_id": str(event.gateway_id), "reason": event.reason},
+            )
+            await agent.connection.close(1008)
+
+    async def on_token_superseded(self, event: GatewayTokenSuperseded) -> None:
+        """Re-check the credential of the agent held here: an agent that authenticated with
+        the gateway's previous OpAMP token is disconnected (its reconnect gets a 401)."""
+        agent = self._by_gateway.get(event.gateway_id)
+        if agent is None:
+            return
+        current = await self.store.current_guard(event.gateway_id)
+        if current is not None and current == agent.guard:
+            return
+        self._drop(agent)
+        if agent.connection is not None and agent.credential == "opamp":
+            await agent.connection.close(1008)
+
+    # -- disconnects, liveness ---------------------------------------------------------------
+    def connection_closed(self, connection: Connection) -> None:
+        """A WebSocket ended: its agents are offline until they connect again."""
+        for uid in list(connection.uids):
+            agent = self.agents.get(uid)
+            if agent is None or agent.connection is not connection:
+                continue
+            agent.connection = None
+            self.store.record_disconnect(agent.gateway_id, agent.guard)
+            self._drop(agent)
+
+    async def sweep(self) -> int:
+        """Mark agents silent for ``missed`` heartbeat intervals inactive (HTTP agents mostly;
+        WebSockets also have their own idle timeout)."""
+        limit = (
+            self.settings.opamp_heartbeat_interval_seconds * self.settings.opamp_missed_heartbeats
+        )
+        cutoff = time.monotonic() - limit
+        swept = 0
+        for agent in list(self.agents.values()):
+            if agent.last_seen < cutoff and agent.connection is None:
+                self.store.record(agent.gateway_id, agent.guard, status=GatewayStatus.inactive)
+                self._drop(agent)
+                swept += 1
+        return swept
+
+    async def _sweep_forever(self) -> None:
+        interval = max(1.0, self.settings.opamp_heartbeat_interval_seconds / 2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("opamp liveness sweep failed")
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="opamp-sweeper")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper

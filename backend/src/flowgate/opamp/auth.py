@@ -1,0 +1,132 @@
+"""Who an OpAMP peer is: its bearer token resolved to a credential, with admission control.
+
+A gateway's own OpAMP token (a JWT) is checked against the identity cache (no I/O when cached);
+a registration token (enrolment) is looked up by digest and remembered for
+``REGISTRATION_CACHE_SECONDS``, because agents that cannot take the OpAMP token we offer poll
+with it for good. A revocation anywhere drops these caches on every replica (bus events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from flowgate.core.db import utcnow
+from flowgate.core.errors import InvalidRegistrationToken, NotAuthenticated
+from flowgate.core.security import digest
+from flowgate.core.settings import Settings
+from flowgate.core.uow import UnitOfWork
+from flowgate.gateways.identity import GatewayIdentity, IdentityCache
+from flowgate.tokens import service as tokens
+
+REGISTRATION_CACHE_SECONDS = 10.0
+
+
+class Busy(Exception):
+    """Too much database work is queued; the agent should retry after Retry-After."""
+
+
+class RetryLater(Exception):
+    """A transient conflict (another enrolment of the same gateway is committing): retry soon."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(f"retry in {seconds} s")
+        self.seconds = seconds
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What the agent authenticated with: its OpAMP token, or a registration token (enrol)."""
+
+    kind: Literal["opamp", "registration"]
+    org_id: uuid.UUID
+    ident: GatewayIdentity | None = None
+    token_id: uuid.UUID | None = None
+
+    @property
+    def shared(self) -> bool:
+        """A registration token may be shared by a whole fleet; an OpAMP token never is."""
+        return self.kind == "registration"
+
+
+class Admission:
+    """Admission control for OpAMP work that needs the database (enrolments, loading an agent
+    after a restart). At most ``FLOWGATE_OPAMP_DB_CONCURRENCY`` run at once, so a reconnect
+    storm cannot drain the connection pool that people's requests and the heartbeat flusher
+    share; past ``FLOWGATE_OPAMP_MAX_QUEUED`` waiters, :class:`Busy` tells the agent to come
+    back later (503 + Retry-After, or UNAVAILABLE)."""
+
+    def __init__(self, concurrency: int, max_queued: int) -> None:
+        self._gate = asyncio.Semaphore(concurrency)
+        self._max_queued = max_queued
+        self._queued = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._queued >= self._max_queued:
+            raise Busy()
+        self._queued += 1
+        try:
+            await self._gate.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            yield
+        finally:
+            self._gate.release()
+
+
+class Authenticator:
+    def __init__(
+        self,
+        settings: Settings,
+        identities: IdentityCache,
+        unit_of_work: Callable[[], UnitOfWork],
+        admission: Admission,
+    ) -> None:
+        self._identities = identities
+        self._unit_of_work = unit_of_work
+        self._admission = admission
+        self._registration_cache: dict[str, tuple[float, Credential]] = {}
+
+    async def authenticate(self, token: str | None) -> Credential:
+        """Resolve the bearer token of an upgrade or POST; raises a 401 domain error."""
+        if not token:
+            raise NotAuthenticated("Missing bearer token")
+        if token.count(".") == 2:  # a JWT: the gateway's OpAMP token
+            return Credential("opamp", *await self._opamp(token))
+        key = digest(token)
+        cached = self._registration_cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        async with self._admission.slot(), self._unit_of_work() as uow:
+            try:
+                record = await tokens.find_usable(uow.session, token)
+            except InvalidRegistrationToken:
+                raise NotAuthenticated("Invalid OpAMP or registration token") from None
+        cred = Credential("registration", record.org_id, token_id=record.id)
+        # Revocation reaches this cache through the bus at once; expiry within the TTL; uses
+        # are counted when an agent enrols, in the database.
+        ttl = min(REGISTRATION_CACHE_SECONDS, (record.expires_at - utcnow()).total_seconds())
+        if len(self._registration_cache) > 10_000:
+            self._registration_cache.clear()
+        self._registration_cache[key] = (time.monotonic() + ttl, cred)
+        return cred
+
+    async def _opamp(self, token: str) -> tuple[uuid.UUID, GatewayIdentity]:
+        if not self._identities.needs_database(token):  # the common case: no I/O at all
+            async with self._unit_of_work() as uow:
+                ident = await self._identities.authenticate(uow.session, token)
+        else:
+            async with self._admission.slot(), self._unit_of_work() as uow:
+                ident = await self._identities.authenticate(uow.session, token)
+        return ident.org_id, ident
+
+    def forget_registration_tokens(self) -> None:
+        """A registration token was revoked: stop trusting cached checks at once."""
+        self._registration_cache.clear()

@@ -1,0 +1,216 @@
+"""Where an OpAMP agent's state comes from and goes to: the database, around the core.
+
+:meth:`AgentStore.load` runs once per agent per process (first message after a connect or a
+restart): it authenticates the gateway row, or enrols a new agent through the one enrolment
+function (:func:`flowgate.gateways.registration.enrol`), links the OpAMP instance_uid, restores
+the stored :class:`~flowgate.opamp.core.AgentState`, and loads the desired configuration, in one
+unit of work. Afterwards every message is memory only: :meth:`AgentStore.record` hands what
+changed to presence, which writes it in batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowgate.configs import service as configs
+from flowgate.configs.models import GatewayRemoteConfig
+from flowgate.core.db import utcnow
+from flowgate.core.errors import Conflict, InvalidRegistrationToken, NotAuthenticated
+from flowgate.core.settings import Settings
+from flowgate.core.uow import UnitOfWork
+from flowgate.gateways import registration, repository
+from flowgate.gateways.models import Gateway, GatewayStatus
+from flowgate.gateways.presence import Presence
+from flowgate.gateways.schemas import INSTANCE_ID_PATTERN
+from flowgate.opamp import core
+from flowgate.opamp.auth import Credential
+from flowgate.opamp.proto import opamp_pb2
+from flowgate.tokens import service as tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    """What :meth:`AgentStore.load` found: enough to serve the agent from memory."""
+
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    #: The OpAMP token digest the agent's writes are accepted under (presence guard).
+    guard: str
+    state: core.AgentState | None
+    desired: core.RemoteConfig | None
+    desired_version: int | None
+    offer_token: str | None = None
+    updated: dict[str, str] = field(default_factory=dict)
+
+
+def remote_config(record: GatewayRemoteConfig | None) -> core.RemoteConfig | None:
+    if record is None:
+        return None
+    return core.RemoteConfig.build({"": (record.config_yaml.encode(), record.content_type)})
+
+
+class AgentStore:
+    def __init__(
+        self, settings: Settings, unit_of_work: Callable[[], UnitOfWork], presence: Presence
+    ) -> None:
+        self._settings = settings
+        self._unit_of_work = unit_of_work
+        self._presence = presence
+        #: uid re-links buffered in presence since the last flush (see load).
+        self.unflushed_rekeys = 0
+
+    async def load(
+        self, uid: bytes, msg: opamp_pb2.AgentToServer, cred: Credential, transport: str
+    ) -> Loaded | None:
+        """Load (or enrol) the agent; None while an enrolling agent has not described itself.
+
+        Raises :class:`~flowgate.gateways.registration.EnrolmentConflict` when a concurrent
+        enrolment of the same gateway won (retry), :class:`Conflict` for a uid held in another
+        organisation, and a 401 domain error for a credential that no longer works.
+        """
+        if self.unflushed_rekeys:  # a buffered uid re-link must be visible to the queries below
+            self.unflushed_rekeys = 0
+            await self._presence.flush()
+        offer_token = None
+        async with self._unit_of_work() as uow:
+            session = uow.session
+            if cred.kind == "opamp":
+                assert cred.ident is not None
+                gateway = await repository.by_id(session, cred.ident.gateway_id)
+                if gateway is None or gateway.opamp_token is None:
+                    raise NotAuthenticated()
+                await _link_uid(session, gateway, uid)
+            else:
+                enrolled = await self._enrol(uow, uid, msg, cred, transport)
+                if enrolled is None:
+                    return None
+                gateway, offer_token = enrolled
+            gateway.transport = transport
+            desired = await configs.desired_config(session, gateway.id)
+            stored = gateway.opamp_state or {}
+            state = _restore(stored, uid)
+            loaded = Loaded(
+                gateway_id=gateway.id,
+                org_id=gateway.org_id,
+                guard=gateway.opamp_token or "",
+                state=state,
+                desired=remote_config(desired),
+                desired_version=desired.version if desired else None,
+                offer_token=offer_token,
+                updated=dict(stored.get("updated_at") or {}) if state else {},
+            )
+            status = gateway.status
+        self._presence.observe_status(loaded.gateway_id, status)
+        return loaded
+
+    async def _enrol(
+        self,
+        uow: UnitOfWork,
+        uid: bytes,
+        msg: opamp_pb2.AgentToServer,
+        cred: Credential,
+        transport: str,
+    ) -> tuple[Gateway, str] | None:
+        """Find or create the gateway of an agent presenting a registration token."""
+        assert cred.token_id is not None
+        session = uow.session
+        try:
+            token = await tokens.get_usable(session, cred.token_id)
+        except InvalidRegistrationToken:
+            raise NotAuthenticated() from None
+        gateway = await repository.by_instance_uid(session, uid.hex())
+        if gateway is not None and gateway.org_id != cred.org_id:
+            gateway = None  # refused below by _link_uid, with the reason
+        if gateway is None:
+            if not msg.HasField("agent_description"):
+                return None
+            attrs = core.describe(core.process(msg, None).state)
+            instance_id = _instance_id(attrs.get("service.instance.id"), uid)
+            host = str(attrs["host.name"])[:255] if attrs.get("host.name") else None
+            request = registration.EnrolRequest(
+                instance_id=instance_id,
+                name=str(attrs.get("host.name") or attrs.get("service.name") or instance_id)[:255],
+                transport=transport,
+                hostname=host,
+            )
+        else:
+            request = registration.EnrolRequest(
+                instance_id=gateway.instance_id, name=gateway.name, transport=transport
+            )
+        enrolment = await registration.enrol(uow, self._settings, token, request, gateway)
+        await _link_uid(session, enrolment.gateway, uid)
+        return enrolment.gateway, enrolment.opamp_token
+
+    async def desired(self, gateway_ids: list[uuid.UUID]) -> dict[uuid.UUID, GatewayRemoteConfig]:
+        async with self._unit_of_work() as uow:
+            return await configs.desired_configs(uow.session, gateway_ids)
+
+    async def current_guard(self, gateway_id: uuid.UUID) -> str | None:
+        """The gateway's current OpAMP token digest (None: revoked or gone)."""
+        async with self._unit_of_work() as uow:
+            gateway = await repository.by_id(uow.session, gateway_id)
+            return gateway.opamp_token if gateway is not None else None
+
+    def record(
+        self,
+        gateway_id: uuid.UUID,
+        guard: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        urgent: bool = False,
+        **values: Any,
+    ) -> None:
+        self._presence.record(gateway_id, guard, metadata=metadata, urgent=urgent, **values)
+
+    def record_disconnect(self, gateway_id: uuid.UUID, guard: str) -> None:
+        self._presence.record(gateway_id, guard, last_seen=utcnow(), status=GatewayStatus.inactive)
+
+
+def _restore(stored: dict[str, Any], uid: bytes) -> core.AgentState | None:
+    if stored.get("instance_uid") != uid.hex():
+        return None
+    with contextlib.suppress(ValueError, TypeError):
+        state = core.AgentState.from_json(stored)
+        # A new process cannot know what the agent sent since the last flush, so treat the
+        # stream as broken: the core then asks for full state.
+        state.sequence_num = None
+        return state
+    return None
+
+
+async def _link_uid(session: AsyncSession, gateway: Gateway, uid: bytes) -> None:
+    if gateway.opamp_instance_uid == uid.hex():
+        return
+    holder = await repository.by_instance_uid(session, uid.hex())
+    if holder is not None and holder.id != gateway.id:
+        if holder.org_id != gateway.org_id:
+            log.warning(
+                "opamp instance_uid claimed across organisations",
+                extra={"gateway_id": str(gateway.id)},
+            )
+            raise Conflict("instance_uid belongs to another gateway")
+        holder.opamp_instance_uid = None
+        await session.flush()
+    gateway.opamp_instance_uid = uid.hex()
+    try:
+        await session.flush()
+    except IntegrityError:  # another enrolment linked this uid at the same moment
+        raise registration.EnrolmentConflict() from None
+
+
+def _instance_id(value: Any, uid: bytes) -> str:
+    text = str(value) if value is not None else ""
+    if text and re.fullmatch(INSTANCE_ID_PATTERN, text):
+        return text
+    return str(uuid.UUID(bytes=uid))

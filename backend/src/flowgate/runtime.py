@@ -1,0 +1,112 @@
+"""The process's collaborators, built once and wired together (the only place that knows them
+all). Routers reach the parts they need through small dependencies (``app.state``); nothing
+below this module imports it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flowgate.core.db import Database
+from flowgate.core.events import (
+    ConfigChanged,
+    GatewayRegistered,
+    GatewayRevoked,
+    GatewayTokenSuperseded,
+    RegistrationTokenRevoked,
+)
+from flowgate.core.settings import Settings
+from flowgate.core.uow import UnitOfWork, unit_of_work_factory
+from flowgate.fleet.bus import Bus
+from flowgate.gateways.identity import IdentityCache
+from flowgate.gateways.presence import Presence
+from flowgate.gateways.queries import SummaryCache
+from flowgate.opamp.agents import OpAMPAgents
+from flowgate.opamp.auth import Admission, Authenticator
+from flowgate.opamp.store import AgentStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    bus: Bus
+    unit_of_work: Callable[[], UnitOfWork]
+    presence: Presence
+    identities: IdentityCache
+    summaries: SummaryCache
+    authenticator: Authenticator
+    agents: OpAMPAgents
+
+    async def start(self) -> None:
+        await self.bus.start()
+        self.presence.start()
+        await self.agents.start()
+
+    async def stop(self) -> None:
+        await self.agents.stop()
+        await self.presence.stop()
+        await self.bus.stop()
+        await self.db.dispose()
+
+    def expose(self, state: Any) -> None:
+        """Put the parts routers depend on into ``app.state``."""
+        state.settings = self.settings
+        state.db = self.db
+        state.unit_of_work = self.unit_of_work
+        state.presence = self.presence
+        state.identities = self.identities
+        state.summary_cache = self.summaries
+        state.runtime = self
+
+
+def _run(fn: Callable[[uuid.UUID], None]) -> Callable[[Any], Awaitable[None]]:
+    async def handler(event: Any) -> None:
+        fn(event.gateway_id)
+
+    return handler
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    db = Database(settings.resolved_database_url)
+    bus = Bus(settings.redis_url)
+    unit_of_work = unit_of_work_factory(db.sessionmaker, bus.publish)
+    presence = Presence(unit_of_work, settings.flush_interval_seconds)
+    identities = IdentityCache(settings.signing_key)
+    summaries = SummaryCache(settings.summary_cache_seconds)
+    admission = Admission(settings.opamp_db_concurrency, settings.opamp_max_queued)
+    authenticator = Authenticator(settings, identities, unit_of_work, admission)
+    agents = OpAMPAgents(settings, AgentStore(settings, unit_of_work, presence), admission)
+
+    async def org_changed(event: GatewayRevoked | GatewayRegistered) -> None:
+        summaries.invalidate(event.org_id)
+
+    async def token_revoked(_: RegistrationTokenRevoked) -> None:
+        authenticator.forget_registration_tokens()
+
+    # Order matters for a revocation: stop trusting the credential, drop what was buffered
+    # under it, then close the live socket.
+    bus.subscribe(GatewayRevoked, _run(identities.invalidate))
+    bus.subscribe(GatewayRevoked, _run(presence.forget))
+    bus.subscribe(GatewayRevoked, org_changed)
+    bus.subscribe(GatewayRevoked, agents.on_revoked)
+    # Presence needs nothing here: its flush writes only under the current credential.
+    bus.subscribe(GatewayTokenSuperseded, _run(identities.invalidate))
+    bus.subscribe(GatewayTokenSuperseded, agents.on_token_superseded)
+    bus.subscribe(GatewayRegistered, org_changed)
+    bus.subscribe(RegistrationTokenRevoked, token_revoked)
+    bus.subscribe(ConfigChanged, agents.on_config_changed)
+    return Runtime(
+        settings=settings,
+        db=db,
+        bus=bus,
+        unit_of_work=unit_of_work,
+        presence=presence,
+        identities=identities,
+        summaries=summaries,
+        authenticator=authenticator,
+        agents=agents,
+    )
