@@ -1,4 +1,5 @@
-"""Health of a gateway, exactly as DESIGN.md "Health" defines it."""
+"""Health of a gateway: offline (inactive/error, 0), unhealthy (never seen or too old, 20),
+warning (50) and healthy (active and recent, 100), with inclusive thresholds."""
 
 from __future__ import annotations
 
