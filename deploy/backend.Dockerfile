@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# FlowGate backend (API, OpAMP endpoints and the web UI it serves).
+# FlowGate backend (REST API and OpAMP endpoints; there is no web UI yet).
 # Build from the repository root:
 #
 #   docker build -f deploy/backend.Dockerfile -t flowgate-backend .

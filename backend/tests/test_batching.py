@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
+from typing import Any
 
 import httpx
 
+from flowgate.opamp.proto import opamp_pb2
 from tests.support.api import Org
+from tests.support.db import fetch_row, wait_flushed
 from tests.support.server import LiveServer
 from tests.support.ws_agent import WsAgent
 
@@ -76,20 +80,42 @@ def test_rest_heartbeats_are_written_in_batches(org: Org) -> None:
         assert updates_after - updates_before < heartbeats / 4
 
 
+async def stored_state(org: Org, gateway_id: str) -> dict[str, Any]:
+    """The gateway's ``opamp_state`` column once every buffered write so far has landed."""
+    await asyncio.to_thread(wait_flushed, org)
+    (raw,) = await asyncio.to_thread(fetch_row, org.server, "gateways", gateway_id, "opamp_state")
+    state = json.loads(raw) if isinstance(raw, str) else raw
+    assert isinstance(state, dict), raw
+    return state
+
+
 async def test_websocket_heartbeats_do_not_write_state(org: Org) -> None:
+    """A bare heartbeat only refreshes presence (batched ``last_seen``); the ``opamp_state``
+    snapshot is written when the agent reports a change, and not for heartbeats."""
     gw = org.register()
     agent = await WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
-    await agent.request(agent.full_state())
-    await asyncio.sleep(1.5)
+    await agent.request(agent.full_state())  # sequence_num 0
+    first = await stored_state(org, gw["id"])
+    assert first["sequence_num"] == 0 and first["health"]["status"] == "StatusOK"
     messages_before = metric(org.server, "flowgate_opamp_messages_total")
     rows_before = metric(org.server, "flowgate_presence_rows_total")
     for _ in range(200):
         reply = await agent.request(agent.message())
         assert not reply.flags
-    await asyncio.sleep(1.5)
+    after = await stored_state(org, gw["id"])
     assert metric(org.server, "flowgate_opamp_messages_total") - messages_before == 200
     rows = metric(org.server, "flowgate_presence_rows_total") - rows_before
-    assert 1 <= rows < 50, rows
+    assert 1 <= rows < 50, rows  # presence was written, in a few batches
+    # Had any heartbeat rewritten the snapshot, it would carry a later sequence_num.
+    assert after == first
+    # A change (health) is written with the next flush, sequence number included.
+    unhealthy = opamp_pb2.ComponentHealth(healthy=False, status="StatusRecoverableError")
+    reply = await agent.request(agent.message(health=unhealthy))
+    assert not reply.flags
+    changed = await stored_state(org, gw["id"])
+    assert changed["sequence_num"] == 201
+    assert changed["health"]["status"] == "StatusRecoverableError"
+    assert changed["effective_config"] == first["effective_config"]  # merged, not cleared
     await agent.close()
 
 

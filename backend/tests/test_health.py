@@ -1,4 +1,5 @@
-"""Health (DESIGN.md "Health"): the pure rule at its exact boundaries, and the same rule over HTTP
+"""Health (offline > never seen > healthy <= 60 s > warning <= 300 s > unhealthy; README
+"What is in the box"): the pure rule at its exact boundaries, and the same rule over HTTP
 (per-gateway ``/health``, ``/status``, the list's ``health`` filter and summary counts) for
 gateways whose ``last_seen`` and status are written straight into the database."""
 

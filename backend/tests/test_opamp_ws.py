@@ -16,6 +16,7 @@ from tests.support.polling import wait_for
 from tests.support.server import LiveServer
 from tests.support.ws_agent import (
     ACCEPTS_OPAMP_CONNECTION_SETTINGS,
+    ACCEPTS_REMOTE_CONFIG,
     DEFAULT_CAPS,
     REPORT_FULL_STATE,
     WsAgent,
@@ -150,19 +151,38 @@ async def test_push_reaches_live_websocket_and_status_is_recorded(org: Org) -> N
 
 
 async def test_agent_without_accepts_remote_config_gets_no_config(org: Org) -> None:
+    """The push succeeds (a new stored version, "queued"), nothing is sent to an agent that
+    does not advertise AcceptsRemoteConfig, and that version is offered once it does."""
     gw = org.register()
-    caps = DEFAULT_CAPS & ~0x2
+    caps = DEFAULT_CAPS & ~ACCEPTS_REMOTE_CONFIG
     async with WsAgent(
         org.server.ws_url + "/v1/opamp", gw["opamp_token"], capabilities=caps
     ) as agent:
         await agent.request(agent.full_state())
-        org.admin.put(
+        resp = await asyncio.to_thread(
+            org.admin.put,
             f"/api/v1/gateways/{gw['id']}/remote-config",
             params={"org_id": org.id},
             json={"config_yaml": COLLECTOR_YAML},
         )
+        assert resp.status_code == 200, resp.text
+        push = resp.json()
+        assert push["config_version"] == 1
+        # Live WebSocket, but the agent cannot take a config: nothing went out.
+        assert push["delivery"] == "queued"
+        with pytest.raises(TimeoutError):
+            await agent.recv(timeout=1)
         reply = await agent.request(agent.message())
         assert not reply.HasField("remote_config")
+        cfg = (await asyncio.to_thread(org.get, f"/api/v1/gateways/{gw['id']}/config")).json()
+        assert cfg["source"] == "remote" and cfg["config_version"] == 1
+        assert cfg["config_hash"] == push["config_hash"]
+        assert cfg["applied_config_version"] is None
+        # The stored version is what the agent gets as soon as it advertises the capability.
+        agent.capabilities = DEFAULT_CAPS
+        reply = await agent.request(agent.message())
+        assert reply.remote_config.config_hash.hex() == push["config_hash"]
+        assert reply.remote_config.config.config_map[""].body.decode() == COLLECTOR_YAML
 
 
 async def test_registration_token_enrols_and_offers_own_token(org: Org) -> None:

@@ -162,18 +162,23 @@ def container_ports(service: dict[str, Any]) -> set[int]:
 
 def test_compose_services_ports_and_profiles(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"backend", "frontend", "gateway", "postgres", "redis"}
+    assert set(services) == {"backend", "gateway", "postgres", "redis"}
     expected = {
         "backend": {8000},
-        "frontend": {5173},
         "gateway": {4317, 4318},
         "postgres": {5432},
         "redis": {6379},
     }
     for name, ports in expected.items():
         assert container_ports(services[name]) == ports, name
-    assert services["frontend"]["profiles"] == ["dev"]
-    assert all("profiles" not in s for n, s in services.items() if n != "frontend")
+    # The gateway needs a registration token first, so plain `up -d` must not start it.
+    assert services["gateway"]["profiles"] == ["gateway"]
+    assert all("profiles" not in s for n, s in services.items() if n != "gateway")
+    for name, service in services.items():  # no service mounts a directory that is not there
+        for spec in service.get("volumes", []):
+            source = str(spec).split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: {source} does not exist"
     assert services["backend"]["build"]["dockerfile"] == "deploy/backend.Dockerfile"
     gateway_env = services["gateway"]["environment"]
     for name in SEED_ENV:
@@ -251,7 +256,7 @@ def test_compose_config_when_docker_compose_is_available(tmp_path: Path) -> None
         "-f",
         str(DEPLOY / "docker-compose.yml"),
         "--profile",
-        "dev",
+        "gateway",
         "config",
         "-q",
     )

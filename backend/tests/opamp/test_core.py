@@ -1,6 +1,7 @@
 """Message-level tests of the sans-I/O OpAMP core (no sockets, no database).
 
-Each test names the rule or client quirk from opamp-interop.md it pins down.
+Each test names the rule of the OpAMP specification or the client quirk it pins down
+(https://github.com/open-telemetry/opamp-spec/blob/main/specification.md).
 """
 
 from __future__ import annotations
@@ -355,8 +356,9 @@ def test_resent_message_with_same_sequence_is_answered_and_treated_as_a_gap() ->
 
 
 def test_python_server_restart_trace() -> None:
-    # opamp-interop.md §7: two failed heartbeats, seq=5 reaches the new server, which asks
-    # for full state; the full state arrives with seq=7 (Python skipped a number).
+    # Observed with opentelemetry-opamp-client 0.5b0 across a server restart: two failed
+    # heartbeats, seq=5 reaches the new server, which asks for full state; the full state
+    # arrives with seq=7 (the client counts every send attempt, so it skipped a number).
     first = process(heartbeat(5), None)
     assert first.reply.flags == REPORT_FULL_STATE
     applied = rc_status(CONFIG.hash)

@@ -1,7 +1,7 @@
 """Byte-level tests: WebSocket framing, protobuf decoding and the interop wire fixtures.
 
-The fixtures are the exact bytes from opamp-interop.md §0.2, which were verified against
-payloads captured from the Python OpAMP client.
+The fixtures are exact bytes captured from the Python OpAMP client
+(opentelemetry-opamp-client 0.5b0): a heartbeat and a minimal server reply.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from flowgate.opamp.proto import anyvalue_pb2, opamp_pb2
 U = bytes.fromhex("019a1b2c3d4e7f00a1b2c3d4e5f60718")
 PY_CAPS = 0x3007
 
-# §0.2: Python heartbeat {uid=U, seq=3, caps=0x3007}.
+# Captured: Python heartbeat {uid=U, seq=3, caps=0x3007}.
 HEARTBEAT = b"\x0a\x10" + U + b"\x10\x03" + b"\x20\x87\x60"
-# §0.2: minimal reply {uid=U, flags=ReportFullState, capabilities=7} as a WebSocket frame.
+# Captured: minimal reply {uid=U, flags=ReportFullState, capabilities=7} as a WebSocket frame.
 REPLY_FRAME_CAPS_7 = b"\x00" + b"\x0a\x10" + U + b"\x30\x01" + b"\x38\x07"
 
 
@@ -69,7 +69,7 @@ def test_reply_frame_fixture_decodes_and_reencodes_byte_for_byte() -> None:
 
 
 def test_our_reply_to_heartbeat_from_unknown_agent_on_the_wire() -> None:
-    # Same layout as the §0.2 fixture, but FlowGate advertises its own capabilities (0x27).
+    # Same layout as the captured reply, but FlowGate advertises its own capabilities (0x27).
     outcome = process(decode_agent_message(HEARTBEAT), None)
     frame = encode_ws_frame(outcome.reply)
     assert frame == b"\x00\x0a\x10" + U + b"\x30\x01" + b"\x38\x27"

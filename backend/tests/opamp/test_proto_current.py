@@ -3,8 +3,9 @@
 * Regenerating with ``scripts/gen_proto.py`` must reproduce the committed files exactly.
 * The generated modules import without protoc's runtime version guard and with
   package-relative imports, also under protobuf's pure-Python backend.
-* Field numbers and enum values match the spec tables (opamp-interop.md §2) and the schema
-  shipped inside the Python OpAMP client, so FlowGate is wire-compatible with real agents.
+* Field numbers and enum values match ``opamp.proto`` of the OpAMP specification
+  (open-telemetry/opamp-spec) and the schema shipped inside the Python OpAMP client, so
+  FlowGate is wire-compatible with real agents.
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ sessions or web-framework objects; the WebSocket and plain-HTTP handlers move by
 and persist :class:`AgentState`, and call in here. Everything is deterministic given its
 inputs, except the fresh ``instance_uid`` values minted by :func:`new_instance_uid`.
 
-The rules implemented are those of the OpAMP specification (v0.18 line) as summarised in
-``opamp-interop.md`` §0: answer every message, validate ``instance_uid``, keep
-``error_response`` exclusive, re-evaluate capabilities on every message, ask for full state
-after a sequence gap or for an unknown agent, merge only the sub-messages that are present,
-ask for the available-components map when only its hash is known, gate every offer on the
-agent's capabilities and send remote config whenever the agent's reported hash differs.
+The rules implemented are those of the OpAMP specification (v0.18 line,
+https://github.com/open-telemetry/opamp-spec/blob/main/specification.md): answer every
+message, validate ``instance_uid``, keep ``error_response`` exclusive, re-evaluate
+capabilities on every message, ask for full state after a sequence gap or for an unknown
+agent, merge only the sub-messages that are present, ask for the available-components map
+when only its hash is known, gate every offer on the agent's capabilities and send remote
+config whenever the agent's reported hash differs.
 
 Concurrency: every function is pure with respect to its arguments. :func:`process` never
 mutates the ``state`` it is given; it returns a new :class:`AgentState` that shares unchanged
@@ -230,7 +231,7 @@ def parse_ws_frame(data: bytes) -> bytes:
     The header is a protobuf varint that must currently be 0 (normally the single byte
     ``0x00``). Raises :class:`ProtocolError` for an empty message, a truncated or overlong
     varint, or a non-zero header. Unlike opamp-go we do not guess at legacy header-less
-    frames: a non-zero first byte is rejected, as the interop checklist requires.
+    frames: the specification defines only header 0, so a non-zero first byte is rejected.
     """
     if not data:
         raise ProtocolError("empty WebSocket message: missing OpAMP header")
