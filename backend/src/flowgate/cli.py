@@ -174,6 +174,60 @@ def users_create(
     typer.echo(str(user.id))
 
 
+@users_app.command("add")
+def users_add(
+    email: str,
+    org: Annotated[str, typer.Option(help="organization name")],
+    role: Annotated[Role, typer.Option()] = Role.viewer,
+) -> None:
+    """Add an existing user to another organization (their password is left alone)."""
+    from flowgate.orgs import service
+
+    async def action(session: AsyncSession) -> Any:
+        target = await service.get_org_by_name(session, org)
+        try:
+            user = await service.get_user_by_email(session, email)
+        except DomainError:
+            raise DomainError(
+                "No user has this email: create one with `flowgate users create`"
+            ) from None
+        await service.add_membership(session, target.id, user.id, role)
+        return user
+
+    user = _run(action)
+    err.print(f"{user.email} is now {role.value} in {org}")
+    typer.echo(str(user.id))
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+) -> None:
+    """Set a user's password (prompted, hidden); signs out the user's existing sessions."""
+    from flowgate.orgs import service
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        err.print("[red]error:[/red] password must be at least 8 characters")
+        raise typer.Exit(2)
+    if len(password) > 1024:
+        err.print("[red]error:[/red] password must be at most 1024 characters")
+        raise typer.Exit(2)
+
+    async def action(session: AsyncSession) -> None:
+        user = await service.get_user_by_email(session, email)
+        await service.set_password(session, user, password)
+
+    _run(action)
+    err.print(f"password changed; existing sessions of {email.strip().lower()} are signed out")
+
+
 @keys_app.command("create")
 def api_keys_create(
     org: Annotated[str, typer.Option(help="organization name")],

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from flowgate import __version__
 from flowgate.core.errors import install_error_handlers
+from flowgate.core.headers import SecurityHeaders
 from flowgate.core.limits import RequestLimits
 from flowgate.core.settings import Settings
 from flowgate.fleet import gcstats
@@ -114,4 +115,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_header_bytes=settings.max_header_bytes,
         skip_prefixes=OPAMP_PATHS,
     )
+    app.add_middleware(SecurityHeaders)  # added last = outermost: covers every layer's answers
     return app

@@ -98,6 +98,11 @@ class LiveServer:
             FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD=ADMIN_PASSWORD,
             FLOWGATE_FLUSH_INTERVAL_SECONDS="0.5",
             FLOWGATE_SUMMARY_CACHE_SECONDS="0",
+            # Every test signs in from 127.0.0.1, and a shared server sees all their failed
+            # sign-ins (the fuzzers make dozens): no per-address lock or delay there. The
+            # throttle tests set their own limits.
+            FLOWGATE_LOGIN_MAX_FAILURES_PER_ADDRESS="1000000",
+            FLOWGATE_LOGIN_DELAY_BASE_SECONDS="0",
         )
         if self.database_url:
             env["FLOWGATE_DATABASE_URL"] = self.database_url

@@ -59,6 +59,8 @@ class OrgAccess:
 
 
 async def load_principal(session: AsyncSession, token: str, signing_key: str) -> Principal | None:
+    """The principal of an API key or an access token; None when it is unknown, revoked,
+    expired, for an inactive user, or issued before that user's password last changed."""
     if token.startswith(API_KEY_PREFIX):
         key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(token)))
         if key is None or key.revoked_at is not None:
@@ -78,6 +80,10 @@ async def load_principal(session: AsyncSession, token: str, signing_key: str) ->
     user = await session.get(User, user_id)
     if user is None or not user.is_active:
         return None
+    # Tokens from before versions existed carry none: they belong to version 0.
+    version = claims.get("ver", 0)
+    if type(version) is not int or version != user.credentials_version:
+        return None  # issued before the password last changed
     rows = await session.execute(
         select(Membership.org_id, Membership.role).where(Membership.user_id == user.id)
     )

@@ -88,11 +88,14 @@ def opamp_token(gateway_id: uuid.UUID, org_id: uuid.UUID, ttl_days: int, key: st
     return encode_jwt(payload, key)
 
 
-def access_token(user_id: uuid.UUID, ttl_minutes: int, key: str) -> str:
+def access_token(user_id: uuid.UUID, ttl_minutes: int, key: str, version: int = 0) -> str:
+    """A user's session token. ``ver`` is the user's credentials version when it was issued;
+    a token whose version is no longer the user's (the password changed since) is refused."""
     now = datetime.now(UTC)
     payload = {
         "sub": str(user_id),
         "type": ACCESS_TOKEN_TYPE,
+        "ver": version,
         "exp": int((now + timedelta(minutes=ttl_minutes)).timestamp()),
         "iat": int(now.timestamp()),
     }

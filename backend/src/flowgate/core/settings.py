@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     gc_freeze_seconds: float = Field(default=20, ge=0)
     gc_unfreeze_seconds: float = Field(default=3600, ge=0)
 
+    #: Sign-in throttling (flowgate.auth.throttle): failures counted within a sliding window;
+    #: over the limit an account or a client address is refused (429) until the window passes.
+    login_failure_window_seconds: float = Field(default=15 * 60, gt=0)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_address: int = Field(default=20, ge=1)
+    #: After n failures an account waits base * 2**(n-1) seconds before the next try (0 = off).
+    login_delay_base_seconds: float = Field(default=1.0, ge=0)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)
     summary_cache_seconds: float = Field(default=2.0, ge=0)

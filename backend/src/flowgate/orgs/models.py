@@ -44,6 +44,10 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     #: May create organisations; the bootstrap admin is one.
     is_superuser: Mapped[bool] = mapped_column(default=False)
+    #: Bumped whenever the password changes. Access tokens carry the version they were issued
+    #: under, and a token of an older version is refused, so a password change signs out every
+    #: existing session.
+    credentials_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from flowgate.auth.principal import AdminAccess, PrincipalDep
+from flowgate.auth.throttle import LoginThrottleDep, client_address
 from flowgate.core.deps import SessionDep, SettingsDep
-from flowgate.core.errors import Forbidden, NotAuthenticated
-from flowgate.core.security import access_token
+from flowgate.core.errors import DomainError, Forbidden, NotAuthenticated
+from flowgate.core.security import access_token, verify_password
 from flowgate.orgs import service
-from flowgate.orgs.models import Membership, Organization, Role
+from flowgate.orgs.models import Membership, Organization, Role, User
 from flowgate.orgs.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -22,6 +23,8 @@ from flowgate.orgs.schemas import (
     OrgCreate,
     OrgOut,
     OrgRole,
+    PasswordChange,
+    PasswordReset,
     RoleUpdate,
     TokenResponse,
     UserCreate,
@@ -30,12 +33,67 @@ from flowgate.orgs.schemas import (
 router = APIRouter(prefix="/api/v1")
 
 
-@router.post("/auth/login", tags=["auth"], operation_id="login")
-async def login(body: LoginRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+def _member(user: User, role: Role) -> MemberOut:
+    return MemberOut(
+        id=user.id,
+        email=user.email,
+        role=role,
+        is_active=user.is_active,
+        created_at=user.created_at,
+    )
+
+
+@router.post(
+    "/auth/login",
+    tags=["auth"],
+    operation_id="login",
+    responses={429: {"description": "Too many failed sign-ins; see Retry-After"}},
+)
+async def login(
+    body: LoginRequest,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: LoginThrottleDep,
+) -> TokenResponse:
+    attempt = throttle.begin(body.email, client_address(request))
     user = await service.authenticate(session, body.email, body.password)
     if user is None:
+        throttle.failed(attempt)
         raise NotAuthenticated("Incorrect email or password")
-    token = access_token(user.id, settings.access_token_ttl_minutes, settings.signing_key)
+    throttle.succeeded(attempt)
+    token = access_token(
+        user.id, settings.access_token_ttl_minutes, settings.signing_key, user.credentials_version
+    )
+    return TokenResponse(access_token=token)
+
+
+@router.post(
+    "/auth/password",
+    tags=["auth"],
+    operation_id="change_password",
+    responses={429: {"description": "Too many wrong current passwords; see Retry-After"}},
+)
+async def change_password(
+    body: PasswordChange,
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: LoginThrottleDep,
+) -> TokenResponse:
+    """Change one's own password. Every access token issued before stops working; the answer
+    carries a fresh one. Wrong current passwords count as failed sign-ins (throttled)."""
+    user = principal.user
+    if user is None:
+        raise Forbidden("API keys have no password")
+    attempt = throttle.begin(user.email, client_address(request))
+    if not verify_password(body.current_password, user.password_hash):
+        throttle.failed(attempt)
+        raise DomainError("The current password is incorrect")
+    throttle.succeeded(attempt)
+    version = await service.set_password(session, user, body.new_password)
+    token = access_token(user.id, settings.access_token_ttl_minutes, settings.signing_key, version)
     return TokenResponse(access_token=token)
 
 
@@ -79,47 +137,29 @@ async def create_org(body: OrgCreate, principal: PrincipalDep, session: SessionD
 @router.get("/users", tags=["users"], operation_id="list_users")
 async def list_users(access: AdminAccess, session: SessionDep) -> list[MemberOut]:
     members = await service.org_members(session, access.org_id)
-    return [
-        MemberOut(
-            id=u.id, email=u.email, role=m.role, is_active=u.is_active, created_at=u.created_at
-        )
-        for u, m in members
-    ]
+    return [_member(u, m.role) for u, m in members]
 
 
 @router.post(
     "/users", tags=["users"], operation_id="create_user", status_code=status.HTTP_201_CREATED
 )
 async def create_user(body: UserCreate, access: AdminAccess, session: SessionDep) -> MemberOut:
-    user = await service.create_user(
-        session, body.email, body.password, org_id=access.org_id, role=body.role
+    """Add a member: a new user (with ``password``), or an existing user of another
+    organisation (by email, without ``password``; their password is left alone)."""
+    user, membership = await service.add_member(
+        session, access.org_id, body.email, body.password, body.role
     )
-    return MemberOut(
-        id=user.id,
-        email=user.email,
-        role=body.role,
-        is_active=user.is_active,
-        created_at=user.created_at,
-    )
+    return _member(user, membership.role)
 
 
 @router.patch("/users/{user_id}", tags=["users"], operation_id="update_user_role")
 async def update_user_role(
     user_id: uuid.UUID, body: RoleUpdate, access: AdminAccess, session: SessionDep
 ) -> MemberOut:
-    membership = await service.get_membership(session, access.org_id, user_id)
-    if membership.role == Role.admin and body.role != Role.admin:
-        await service.ensure_other_admin(session, access.org_id, user_id)
-    membership.role = body.role
-    members = await service.org_members(session, access.org_id)
-    user = next(u for u, m in members if u.id == user_id)
-    return MemberOut(
-        id=user.id,
-        email=user.email,
-        role=membership.role,
-        is_active=user.is_active,
-        created_at=user.created_at,
-    )
+    membership = await service.change_membership(session, access.org_id, user_id, body.role)
+    user = await session.get(User, user_id)
+    assert membership is not None and user is not None
+    return _member(user, membership.role)
 
 
 @router.delete(
@@ -129,10 +169,22 @@ async def update_user_role(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def remove_user(user_id: uuid.UUID, access: AdminAccess, session: SessionDep) -> None:
-    membership = await service.get_membership(session, access.org_id, user_id)
-    if membership.role == Role.admin:
-        await service.ensure_other_admin(session, access.org_id, user_id)
-    await session.delete(membership)
+    """Remove the user from the organisation (the account itself stays)."""
+    await service.change_membership(session, access.org_id, user_id, None)
+
+
+@router.post(
+    "/users/{user_id}/password",
+    tags=["users"],
+    operation_id="reset_user_password",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def reset_user_password(
+    user_id: uuid.UUID, body: PasswordReset, principal: PrincipalDep, session: SessionDep
+) -> None:
+    """Set another user's password (superusers, or admins of every org the user is in).
+    The user's existing access tokens stop working."""
+    await service.reset_password(session, principal, user_id, body.new_password)
 
 
 @router.get("/api-keys", tags=["api-keys"], operation_id="list_api_keys")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -9,6 +10,9 @@ from flowgate.core.schemas import RequestBody
 from flowgate.orgs.models import Role
 
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
+
+#: A new password: at least 8 characters (stored as an argon2 hash).
+NewPassword = Annotated[str, Field(min_length=8, max_length=1024)]
 
 
 class LoginRequest(RequestBody):
@@ -48,13 +52,25 @@ class OrgOut(BaseModel):
 
 class UserCreate(RequestBody):
     email: str = Field(max_length=320, pattern=_EMAIL)
-    password: str = Field(min_length=8, max_length=1024)
+    password: NewPassword | None = Field(
+        default=None,
+        description="Required for a new user; omit it to add an existing user to the org",
+    )
     role: Role = Role.viewer
 
     @field_validator("email")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.strip().lower()
+
+
+class PasswordChange(RequestBody):
+    current_password: str = Field(max_length=1024)
+    new_password: NewPassword
+
+
+class PasswordReset(RequestBody):
+    new_password: NewPassword
 
 
 class RoleUpdate(RequestBody):
