@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowgate.core import outage
 from flowgate.core.settings import Settings
 
 
@@ -17,8 +18,14 @@ def get_settings(request: Request) -> Settings:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    used = False
     async for session in request.app.state.db.session():
         yield session
+        # Runs after the route, before the commit. A session that never began a transaction
+        # commits without touching the database, so its success proves nothing.
+        used = session.in_transaction()
+    if used:
+        outage.tracker.succeeded()  # the commit reached the database: any outage is over
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

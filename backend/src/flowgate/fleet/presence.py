@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from flowgate.core import outage
 from flowgate.core.db import utcnow
 from flowgate.gateways.models import Gateway, GatewayStatus
 
@@ -171,10 +172,14 @@ class Presence:
                 self.stats.failures += 1
                 if not _refused(exc):
                     self._in_flight = {}
-                    log.warning(
-                        "presence flush failed; will retry",
-                        extra={"rows": len(batch), "error": type(exc).__name__},
-                    )
+                    if outage.is_unavailable(exc):
+                        # Once per outage, not once per flush (every interval while it lasts).
+                        outage.tracker.failed(exc, where="presence flush", request=False)
+                    else:
+                        log.warning(
+                            "presence flush failed; will retry",
+                            extra={"rows": len(batch), "error": type(exc).__name__},
+                        )
                     self._requeue(batch)
                     return 0
                 # The database refused the data: write row by row so one bad row cannot hold
@@ -182,6 +187,8 @@ class Presence:
                 log.exception("presence flush refused; retrying row by row")
                 batch, statements = await self._write_each(batch)
             self._in_flight = {}
+            if statements:
+                outage.tracker.succeeded()
             for gateway_id, pending in batch.items():
                 if "status" in pending.values:
                     self._known_status[gateway_id] = pending.values["status"]
