@@ -61,7 +61,8 @@ def still_serving(org: Org, token: str) -> None:
 def test_http_undecodable_body_is_400(org: Org, token: str, body: bytes) -> None:
     resp = post(org, token, body)
     assert resp.status_code == 400
-    assert resp.text
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json() == {"detail": "malformed AgentToServer message"}
     still_serving(org, token)
 
 
@@ -83,11 +84,16 @@ def test_http_bad_uid_gets_bad_request_error_response(org: Org, token: str, uid:
 
 def test_http_wrong_content_type_method_and_auth(org: Org, token: str) -> None:
     body = heartbeat(uuid.uuid4().bytes)
-    assert post(org, token, body, {"Content-Type": "application/json"}).status_code == 415
-    assert httpx.get(org.server.url + "/v1/opamp").status_code == 405
+    wrong_type = post(org, token, body, {"Content-Type": "application/json"})
+    assert wrong_type.status_code == 415
+    assert wrong_type.json() == {"detail": "Content-Type must be application/x-protobuf"}
+    get = httpx.get(org.server.url + "/v1/opamp")
+    assert (get.status_code, get.headers["allow"]) == (405, "POST")
+    assert get.json() == {"detail": "OpAMP accepts POST (plain HTTP) or a WebSocket upgrade"}
     no_auth = httpx.post(org.server.url + "/v1/opamp", content=body, headers=PROTO)
     assert no_auth.status_code == 401
     assert no_auth.headers["www-authenticate"] == "Bearer"
+    assert no_auth.json() == {"detail": "Missing bearer token"}
     assert post(org, token + "x", body).status_code == 401
     # media type parameters are ignored
     ok = post(org, token, body, {"Content-Type": "application/x-protobuf; charset=binary"})

@@ -3,6 +3,7 @@ open WebSocket; agents under the limits are served normally."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -40,12 +41,14 @@ async def test_overload_is_answered_with_retry_after(make_server: Any) -> None:
     assert codes == {200, 503}, codes
     refused = next(r for r in statuses if r.status_code == 503)
     assert refused.headers["retry-after"] == "42"
+    assert refused.json() == {"detail": "server is overloaded; retry later"}
 
     first = await WsAgent(live.ws_url + "/v1/opamp", token).connect()
     with pytest.raises(InvalidStatus) as info:
         await WsAgent(live.ws_url + "/v1/opamp", org.register()["opamp_token"]).connect()
     assert info.value.response.status_code == 503
     assert info.value.response.headers["Retry-After"] == "42"
+    assert json.loads(info.value.response.body) == {"detail": "server is at its connection limit"}
 
     replies = [await first.request(first.full_state()) for _ in range(8)]
     busy = [r for r in replies if r.HasField("error_response")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -220,6 +221,11 @@ async def test_bad_credentials_rejected_before_upgrade(
     with pytest.raises(InvalidStatus) as info:
         await WsAgent(server.ws_url + "/v1/opamp", token).connect()
     assert info.value.response.status_code == 401
+    # the refusal reads like every other API error
+    assert info.value.response.headers["Content-Type"] == "application/json"
+    detail = json.loads(info.value.response.body)["detail"]
+    known = {"Missing bearer token", "Invalid OpAMP token", "Invalid OpAMP or registration token"}
+    assert detail in known, detail
 
 
 async def test_deactivation_closes_live_connection(org: Org) -> None:

@@ -53,10 +53,15 @@ def pg_available() -> bool:
     return True
 
 
+def pg_url(name: str, port: int = 5432) -> str:
+    """The server's URL for test database ``name``, reached on ``port`` (say, a TCP proxy's)."""
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{name}"
+
+
 def create_pg_database() -> tuple[str, str]:
     name = f"flowgate_test_{uuid.uuid4().hex[:12]}"
     pg_exec(f'CREATE DATABASE "{name}"')
-    return name, f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    return name, pg_url(name)
 
 
 def drop_pg_database(name: str) -> None:

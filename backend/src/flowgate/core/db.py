@@ -64,6 +64,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: PostgreSQL: seconds to establish a connection, and to wait for one from a full pool.
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 10
+
+
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -78,7 +83,19 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # asyncpg's name for the connect timeout (the only async PostgreSQL driver we ship).
+    asyncpg = "+asyncpg" in url.split(":", 1)[0]
+    connect_args = {"timeout": CONNECT_TIMEOUT_SECONDS} if asyncpg else {}
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # An unreachable server must fail a request quickly (503 + Retry-After), not hang it:
+        # bound both the TCP/TLS/startup handshake and the wait for a free pooled connection.
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args=connect_args,
+    )
 
 
 class Database:

@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from flowgate.core import outage
+
 log = logging.getLogger(__name__)
 
 
@@ -76,6 +78,14 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "Invalid request"
 
 
+def unavailable_response() -> JSONResponse:
+    return JSONResponse(
+        {"detail": outage.DETAIL},
+        status_code=503,
+        headers={"Retry-After": str(outage.RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -94,6 +104,19 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             {"detail": exc.detail}, exc.status_code, headers=getattr(exc, "headers", None)
         )
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        """The database cannot be reached: 503 + Retry-After, logged once per outage. Any
+        other error of these classes goes on to the 500 handler below, as before."""
+        if not outage.is_unavailable(exc):
+            raise exc
+        outage.tracker.failed(exc, where=request.url.path)
+        return unavailable_response()
+
+    # Also reached by a failed commit: the session dependency is function-scoped, so its
+    # teardown runs inside the route handler, before the response starts.
+    for cls in outage.DATABASE_ERRORS:
+        app.add_exception_handler(cls, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from flowgate.core import outage
 from flowgate.core.events import Event
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,12 @@ class UnitOfWork:
         """Commit, then run the queued effects in order. An effect that fails is logged and
         does not undo the commit or stop the effects after it."""
         if self._session is not None:
+            # A session that never began a transaction commits without touching the database,
+            # so only a real commit proves the database is reachable again.
+            used = self._session.in_transaction()
             await self._session.commit()
+            if used:
+                outage.tracker.succeeded()
         effects, self._effects = self._effects, []
         events: list[Event] = []
         for effect in effects:

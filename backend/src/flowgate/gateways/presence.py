@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from flowgate.core import outage
 from flowgate.core.db import utcnow
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import repository
@@ -136,10 +137,14 @@ class Presence:
             except Exception as exc:
                 self.stats.failures += 1
                 if not _refused(exc):
-                    log.warning(
-                        "presence flush failed; will retry",
-                        extra={"rows": len(batch), "error": type(exc).__name__},
-                    )
+                    if outage.is_unavailable(exc):
+                        # Once per outage, not once per flush (every interval while it lasts).
+                        outage.tracker.failed(exc, where="presence flush", request=False)
+                    else:
+                        log.warning(
+                            "presence flush failed; will retry",
+                            extra={"rows": len(batch), "error": type(exc).__name__},
+                        )
                     self._requeue(batch)
                     return 0
                 # The database refused the data: write row by row so one bad row cannot hold

@@ -5,9 +5,12 @@ body is read with a size limit (after gunzip too), decoded, handed to
 :class:`~flowgate.opamp.agents.OpAMPAgents`, and the reply is written as protobuf.
 
 Answers follow the spec and opamp-go: 401 before any upgrade for bad credentials, 503 with
-``Retry-After`` when overloaded, 413 / close 1009 for oversized messages, 400 for undecodable
-HTTP bodies, 415 for a wrong ``Content-Type``; on a WebSocket a bad frame gets an
-``error_response`` (BAD_REQUEST) and, after repeated garbage, close 1002; text frames close 1003.
+``Retry-After`` when overloaded or when the database cannot be reached, 413 / close 1009 for
+oversized messages, 400 for undecodable HTTP bodies, 415 for a wrong ``Content-Type``; on a
+WebSocket a bad frame gets an ``error_response`` (BAD_REQUEST) and, after repeated garbage, close
+1002; text frames close 1003; a message that needs the unreachable database gets UNAVAILABLE.
+Plain-HTTP error answers (and refused upgrades) carry ``{"detail": "..."}`` as JSON, like the
+REST API.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import logging
 import zlib
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from flowgate.core import outage
 from flowgate.core.errors import DomainError, NotAuthenticated
 from flowgate.core.security import bearer_token
 from flowgate.opamp import core
@@ -31,6 +36,7 @@ from flowgate.opamp.proto import opamp_pb2
 log = logging.getLogger(__name__)
 
 PROTOBUF = b"application/x-protobuf"
+OVERLOADED = "server is overloaded; retry later"
 MAX_BAD_FRAMES = 10
 GZIP_MIN_BYTES = 512
 
@@ -98,7 +104,7 @@ class OpAMPEndpoint:
             await _plain(
                 send,
                 405,
-                b"OpAMP accepts POST (plain HTTP) or a WebSocket upgrade",
+                "OpAMP accepts POST (plain HTTP) or a WebSocket upgrade",
                 [(b"allow", b"POST")],
             )
             return
@@ -108,44 +114,43 @@ class OpAMPEndpoint:
             )
         except DomainError as exc:
             log.info("opamp http auth failed")
-            await _plain(send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
+            await _plain(send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
             return
         except Exception as exc:  # Busy, or the database is unavailable
-            _log_unavailable(exc)
-            await self._overloaded(send)
+            await self._retry_later(send, _auth_unavailable(exc))
             return
         if not self.agents.throttle.allow():
             await self._overloaded(send)
             return
         if _media_type(headers.get(b"content-type")) != PROTOBUF:
-            await _plain(send, 415, b"Content-Type must be application/x-protobuf")
+            await _plain(send, 415, "Content-Type must be application/x-protobuf")
             return
         limit = self.settings.opamp_max_message_bytes
         try:
             length = int(headers.get(b"content-length") or 0)
         except ValueError:
-            await _plain(send, 400, b"invalid Content-Length")
+            await _plain(send, 400, "invalid Content-Length")
             return
         if length > limit:
-            await _plain(send, 413, b"message exceeds the size limit")
+            await _plain(send, 413, "message exceeds the size limit")
             return
         body = await _read_body(receive, limit)
         if body is None:
-            await _plain(send, 413, b"message exceeds the size limit")
+            await _plain(send, 413, "message exceeds the size limit")
             return
         try:
             encoding = _media_type(headers.get(b"content-encoding"))
             if encoding == b"gzip":
                 body = _gunzip(body, limit)
             elif encoding not in (b"", b"identity"):
-                await _plain(send, 415, b"Content-Encoding must be gzip or identity")
+                await _plain(send, 415, "Content-Encoding must be gzip or identity")
                 return
             msg = core.decode_agent_message(body, max_bytes=limit)
         except core.MessageTooLargeError as exc:
-            await _plain(send, 413, str(exc).encode())
+            await _plain(send, 413, str(exc))
             return
         except core.ProtocolError as exc:
-            await _plain(send, 400, str(exc).encode())
+            await _plain(send, 400, str(exc))
             return
         try:
             reply = await self._process(msg, cred, "opamp-http", self.http_endpoint)
@@ -153,11 +158,14 @@ class OpAMPEndpoint:
             await self._overloaded(send)
             return
         except RetryLater as exc:
-            await self._overloaded(send, exc.seconds)
+            await self._retry_later(send, OVERLOADED, exc.seconds)
             return
         except NotAuthenticated as exc:
             # E.g. a new agent whose registration token has no uses left.
-            await _plain(send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
+            await _plain(send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
+            return
+        except _DatabaseUnavailable:
+            await self._retry_later(send, outage.DETAIL)
             return
         payload = reply.SerializeToString()
         extra: list[tuple[bytes, bytes]] = []
@@ -177,9 +185,12 @@ class OpAMPEndpoint:
         )
         await send({"type": "http.response.body", "body": payload})
 
-    async def _overloaded(self, send: Send, seconds: int | None = None) -> None:
+    async def _overloaded(self, send: Send) -> None:
+        await self._retry_later(send, OVERLOADED)
+
+    async def _retry_later(self, send: Send, detail: str, seconds: int | None = None) -> None:
         retry = str(seconds or self.settings.opamp_retry_after_seconds).encode()
-        await _plain(send, 503, b"server is overloaded; retry later", [(b"retry-after", retry)])
+        await _plain(send, 503, detail, [(b"retry-after", retry)])
 
     async def _process(
         self,
@@ -205,9 +216,22 @@ class OpAMPEndpoint:
             return core.error_reply(bytes(msg.instance_uid), exc.detail)
         except DomainError as exc:
             return core.error_reply(bytes(msg.instance_uid), exc.detail)
-        except Exception:
-            log.exception("opamp message processing failed")
-            return core.error_reply(bytes(msg.instance_uid), "internal error", core.UNKNOWN_ERROR)
+        except Exception as exc:
+            if not outage.is_unavailable(exc):
+                log.exception("opamp message processing failed")
+                return core.error_reply(
+                    bytes(msg.instance_uid), "internal error", core.UNKNOWN_ERROR
+                )
+            # An agent this replica must load (or enrol) while the database is away: ask it to
+            # come back, the way overload does. Logged once per outage by the tracker.
+            outage.tracker.failed(exc, where=transport)
+            if connection is None:
+                raise _DatabaseUnavailable() from exc  # plain HTTP answers 503 + Retry-After
+            reply = core.unavailable_reply(
+                bytes(msg.instance_uid), self.settings.opamp_retry_after_seconds
+            )
+            reply.error_response.error_message = outage.DETAIL
+            return reply
 
     # -- WebSocket -----------------------------------------------------------------------------
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -221,17 +245,16 @@ class OpAMPEndpoint:
             )
         except DomainError as exc:
             log.info("opamp websocket auth failed")
-            await _deny(scope, send, 401, exc.detail.encode(), [(b"www-authenticate", b"Bearer")])
+            await _deny(scope, send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
             return
         except Exception as exc:  # Busy, or the database is unavailable
-            _log_unavailable(exc)
             retry = str(self.settings.opamp_retry_after_seconds).encode()
-            await _deny(scope, send, 503, b"server is busy; retry later", [(b"retry-after", retry)])
+            await _deny(scope, send, 503, _auth_unavailable(exc), [(b"retry-after", retry)])
             return
         if self.agents.connections >= self.settings.opamp_max_connections:
             retry = str(self.settings.opamp_retry_after_seconds).encode()
             await _deny(
-                scope, send, 503, b"server is at its connection limit", [(b"retry-after", retry)]
+                scope, send, 503, "server is at its connection limit", [(b"retry-after", retry)]
             )
             return
         await send({"type": "websocket.accept"})
@@ -304,11 +327,21 @@ class OpAMPEndpoint:
             self.agents.connection_closed(connection)
 
 
-def _log_unavailable(exc: Exception) -> None:
+class _DatabaseUnavailable(Exception):
+    """Raised by ``_process`` for plain HTTP: the message needs the unreachable database."""
+
+
+def _auth_unavailable(exc: Exception) -> str:
+    """Log why a credential could not be checked (a database outage once per outage, through
+    the tracker) and return the ``detail`` of the 503 answer."""
     if isinstance(exc, Busy):
         log.info("opamp request deferred: database work queue is full")
-    else:
-        log.warning("opamp authentication unavailable", exc_info=exc)
+        return OVERLOADED
+    if outage.is_unavailable(exc):
+        outage.tracker.failed(exc, where="opamp authentication")
+        return outage.DETAIL
+    log.warning("opamp authentication failed unexpectedly", exc_info=exc)
+    return OVERLOADED
 
 
 def _decode(value: bytes | None) -> str | None:
@@ -331,33 +364,43 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+def _error_body(detail: str) -> bytes:
+    return json.dumps({"detail": detail}).encode()
+
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def _json_headers(body: bytes, extra: Headers | None) -> Headers:
+    return [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+
+
 async def _plain(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
+    """An HTTP error answer: ``{"detail": detail}`` as JSON, like every REST error."""
+    body = _error_body(detail)
     await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
+        {"type": "http.response.start", "status": status, "headers": _json_headers(body, headers)}
     )
     await send({"type": "http.response.body", "body": body})
 
 
 async def _deny(
-    scope: Scope, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+    scope: Scope, send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]
 ) -> None:
     """Refuse an upgrade with a real HTTP status (ASGI denial response), else close 1008."""
     if "websocket.http.response" in scope.get("extensions", {}):
+        body = _error_body(detail)
         await send(
             {
                 "type": "websocket.http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), *headers],
+                "headers": _json_headers(body, headers),
             }
         )
         await send({"type": "websocket.http.response.body", "body": body})
