@@ -17,8 +17,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.configs.base import base_config_yaml, check_collector_yaml, config_hash
+from flowgate.core import jsonsafe
 from flowgate.core.db import utcnow
-from flowgate.core.errors import Conflict, DomainError, GatewayNotFound, InstanceMismatch
+from flowgate.core.errors import (
+    Conflict,
+    DomainError,
+    GatewayNotFound,
+    InstanceMismatch,
+    UnstorableValue,
+)
 from flowgate.core.runtime import Runtime
 from flowgate.core.security import digest, opamp_token
 from flowgate.core.settings import Settings
@@ -99,7 +106,13 @@ async def register(
     gateway.ip_address = body.ip_address or gateway.ip_address
     if body.labels:
         gateway.labels = body.labels
-    gateway.extra_metadata = {**(gateway.extra_metadata or {}), **metadata}
+    merged = {**(gateway.extra_metadata or {}), **metadata}
+    # Each registration adds its keys to what earlier ones stored: bound the sum, not only
+    # this request's part.
+    problem = jsonsafe.problem(merged, "metadata", jsonsafe.GATEWAY_METADATA)
+    if problem:
+        raise UnstorableValue(f"{problem} (with what earlier registrations stored)")
+    gateway.extra_metadata = merged
     gateway.registration_token_id = token.id
     if gateway.status in OFFLINE_STATUSES:
         gateway.status = GatewayStatus.registered
