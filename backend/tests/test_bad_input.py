@@ -3,6 +3,7 @@ text a database cannot store, odd instance ids, unknown ids."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -12,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from flowgate.opamp.proto import opamp_pb2
 from tests.support.api import Org, anonymous
 from tests.support.db import fetch_row, wait_flushed
 from tests.support.server import LiveServer
+from tests.support.ws_agent import WsAgent
 
 JSON = {"content-type": "application/json"}
 MIB = 1024 * 1024
@@ -538,3 +541,125 @@ def test_registration_metadata_cannot_grow_without_bound(org: Org) -> None:
     (stored,) = fetch_row(org.server, "gateways", gw["id"], "extra_metadata")
     assert len(stored if isinstance(stored, str) else json.dumps(stored)) < 1024 * 1024
     assert_fleet_readable(org, gw)
+
+
+# -- OpAMP reports are bounded the same way: BAD_REQUEST, and nothing is stored ----------------
+
+BAD_REQUEST = opamp_pb2.ServerErrorResponseType_BadRequest
+
+
+def deep_attribute(agent: WsAgent, depth: int) -> opamp_pb2.AgentToServer:
+    msg = agent.full_state()
+    node = msg.agent_description.non_identifying_attributes.add(key="deep").value
+    for _ in range(depth):
+        node = node.array_value.values.add()
+    return msg
+
+
+def deep_health(agent: WsAgent, depth: int) -> opamp_pb2.AgentToServer:
+    msg = agent.full_state()
+    node = msg.health
+    for level in range(depth):
+        node = node.component_health_map[f"c{level}"]
+        node.healthy = True
+    return msg
+
+
+def nul_attribute(agent: WsAgent) -> opamp_pb2.AgentToServer:
+    msg = agent.full_state()
+    msg.agent_description.identifying_attributes.add(
+        key="os.description"
+    ).value.string_value = "linux\x00"
+    return msg
+
+
+def flushed_opamp_state(org: Org, gw: dict[str, Any]) -> Any:
+    wait_flushed(org)
+    (state,) = fetch_row(org.server, "gateways", gw["id"], "opamp_state")
+    return state
+
+
+HOSTILE_REPORTS = [
+    (
+        "attributes 40 deep",
+        lambda a: deep_attribute(a, 40),
+        "agent_description.non_identifying_attributes: nested deeper than 32 levels at "
+        "agent_description.non_identifying_attributes.deep[0][0]",
+    ),
+    (
+        "component health 20 deep",
+        lambda a: deep_health(a, 20),
+        "health: nested deeper than 32 levels at health.components.c0.components.c1",
+    ),
+    (
+        "U+0000 in an attribute",
+        nul_attribute,
+        "agent_description.identifying_attributes: text must not contain U+0000",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "build", "message"), HOSTILE_REPORTS, ids=[r[0] for r in HOSTILE_REPORTS]
+)
+async def test_opamp_report_that_cannot_be_stored_is_a_bad_request_and_nothing_is_stored(
+    org: Org, label: str, build: Any, message: str
+) -> None:
+    gw = org.register()
+    failures = flush_failures(org.server)
+    agent = await WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+    try:
+        reply = await agent.request(build(agent))
+        assert reply.error_response.type == BAD_REQUEST, (label, reply)
+        assert reply.error_response.error_message.startswith(message), (
+            reply.error_response.error_message
+        )
+        # In a thread: the PostgreSQL helpers run an event loop of their own.
+        assert await asyncio.to_thread(flushed_opamp_state, org, gw) is None
+        assert_fleet_readable(org, gw)
+        assert org.get(f"/api/v1/gateways/{gw['id']}/status").json()["agent"] is None
+        # The connection survives, and a report that can be stored is stored.
+        ok = await agent.request(agent.full_state())
+        assert not ok.HasField("error_response"), ok
+    finally:
+        await agent.close()
+    assert await asyncio.to_thread(flushed_opamp_state, org, gw) is not None
+    status = org.get(f"/api/v1/gateways/{gw['id']}/status").json()
+    assert status["agent"]["non_identifying_attributes"]["host.name"] == "ws-agent"
+    assert flush_failures(org.server) == failures
+
+
+def test_opamp_http_report_that_cannot_be_stored_is_a_bad_request(org: Org) -> None:
+    gw = org.register()
+    agent = WsAgent("unused", gw["opamp_token"])
+    resp = httpx.post(
+        org.server.url + "/v1/opamp",
+        content=deep_health(agent, 20).SerializeToString(),
+        headers={
+            "Content-Type": "application/x-protobuf",
+            "Authorization": f"Bearer {gw['opamp_token']}",
+        },
+        timeout=30,
+    )
+    assert resp.status_code == 200
+    reply = opamp_pb2.ServerToAgent.FromString(resp.content)
+    assert reply.error_response.type == BAD_REQUEST
+    assert reply.error_response.error_message.startswith("health: nested deeper than 32 levels")
+    assert flushed_opamp_state(org, gw) is None
+    assert_fleet_readable(org, gw)
+
+
+async def test_opamp_enrolment_with_a_report_that_cannot_be_stored_enrols_nothing(
+    org: Org,
+) -> None:
+    created = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, json={"name": "t"}
+    ).json()
+    agent = await WsAgent(org.server.ws_url + "/v1/opamp", created["token"]).connect()
+    try:
+        reply = await agent.request(deep_attribute(agent, 40))
+        assert reply.error_response.type == BAD_REQUEST, reply
+    finally:
+        await agent.close()
+    assert org.get("/api/v1/gateways").json()["summary"]["total"] == 0
+    assert await asyncio.to_thread(token_uses, org, created["id"]) == 0

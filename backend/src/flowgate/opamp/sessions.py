@@ -434,8 +434,10 @@ class OpAMPAgents:
         if gateway is None:
             if not msg.HasField("agent_description"):
                 return None
-            probe = core.process(msg, None).state
-            attrs = core.describe(probe)
+            probe = core.process(msg, None)
+            if probe.rejected:  # e.g. a description that cannot be stored: enrol nothing
+                return None
+            attrs = core.describe(probe.state)
             instance_id = _instance_id(attrs.get("service.instance.id"), uid)
             name = str(attrs.get("host.name") or attrs.get("service.name") or instance_id)[:255]
             gateway = await session.scalar(
