@@ -1,6 +1,7 @@
 """Every mapped table, imported in one place for Alembic and the CLI."""
 
 from flowgate.core.db import Base
+from flowgate.core.quarantine import QuarantinedValue
 from flowgate.gateways.models import Gateway, GatewayRemoteConfig, GatewayStatus
 from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
 from flowgate.tokens.models import RegistrationToken
@@ -13,6 +14,7 @@ __all__ = [
     "GatewayStatus",
     "Membership",
     "Organization",
+    "QuarantinedValue",
     "RegistrationToken",
     "Role",
     "User",
