@@ -852,9 +852,11 @@ def process(
     learned from any agent, so agents of the same build need not each send the full map.
 
     A message with an invalid ``instance_uid`` is rejected with a BAD_REQUEST
-    ``error_response`` and leaves the state untouched. An ``agent_disconnect`` message is
-    merged and answered with a bare acknowledgement (no offers or flags for a departing
-    agent). Never raises for any decodable message.
+    ``error_response`` and leaves the state untouched; so is one with a changed report that
+    cannot be stored (over :data:`jsonsafe.AGENT_REPORT`, or all reports together over
+    :data:`jsonsafe.AGENT_STATE_BYTES`), with a message naming the report. An
+    ``agent_disconnect`` message is merged and answered with a bare acknowledgement (no offers
+    or flags for a departing agent). Never raises for any decodable message.
     """
     try:
         validate_instance_uid(msg.instance_uid)
