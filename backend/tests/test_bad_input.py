@@ -3,6 +3,8 @@ text a database cannot store, odd instance ids, unknown ids."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -11,9 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from flowgate.opamp.proto import opamp_pb2
 from tests.support.api import Org, anonymous
-from tests.support.db import fetch_row
+from tests.support.db import fetch_row, wait_flushed
 from tests.support.server import LiveServer
+from tests.support.ws_agent import WsAgent
 
 JSON = {"content-type": "application/json"}
 MIB = 1024 * 1024
@@ -338,3 +342,324 @@ def test_unknown_ids_are_404(org: Org) -> None:
     for bad in ("nope", "1234", ""):
         resp = org.admin.get("/api/v1/gateways", params={"org_id": bad})
         assert resp.status_code == 422, bad
+
+
+# -- JSON that would be stored: bounded in depth, size and keys (flowgate.core.jsonsafe) -------
+
+
+def deep_object(depth: int, leaf: bytes = b"{}") -> bytes:
+    """JSON text of objects nested ``depth`` deep, ``{"a": {"a": ...}}``, built as text: the
+    test's own encoder would overflow the stack long before the server's would."""
+    return b'{"a": ' * (depth - 1) + leaf + b"}" * (depth - 1)
+
+
+def assert_fleet_readable(org: Org, *gateways: dict[str, Any]) -> None:
+    listing = org.get("/api/v1/gateways")
+    assert listing.status_code == 200, listing.text[:300]
+    for gw in gateways:
+        for suffix in ("", "/status", "/metrics", "/version", "/config"):
+            resp = org.get(f"/api/v1/gateways/{gw['id']}{suffix}")
+            assert resp.status_code == 200, (suffix, resp.text[:300])
+
+
+def test_heartbeat_metrics_nested_940_deep_is_422_and_the_fleet_stays_readable(org: Org) -> None:
+    """The reported defect: accepted with 200, then every list of the organisation was a 500
+    on SQLite (RecursionError decoding the stored JSON) until the database was edited."""
+    gw = org.register()
+    failures = flush_failures(org.server)
+    path = f"/api/v1/opamp/heartbeat/{gw['instance_id']}"
+    resp = raw_post(org, path, b'{"metrics": ' + deep_object(940) + b"}", gw["opamp_token"])
+    assert resp.status_code == 422, resp.text[:300]
+    assert resp.json()["detail"].startswith(
+        "metrics: nested deeper than 32 levels at metrics.a.a.a"
+    )
+    wait_flushed(org)
+    assert fetch_row(org.server, "gateways", gw["id"], "last_seen") == (None,)
+    assert_fleet_readable(org, gw)
+    # 32 levels is the limit, not a step past it: stored, and everything still reads.
+    ok = raw_post(org, path, b'{"metrics": ' + deep_object(32, b"{}") + b"}", gw["opamp_token"])
+    assert ok.status_code == 200, ok.text[:300]
+    wait_flushed(org)
+    (stored,) = fetch_row(org.server, "gateways", gw["id"], "extra_metadata")
+    assert '"a"' in str(stored)
+    assert_fleet_readable(org, gw)
+    assert org.heartbeat(gw).status_code == 200
+    assert (
+        org.admin.delete(f"/api/v1/gateways/{gw['id']}", params={"org_id": org.id}).status_code
+        == 204
+    )
+    assert flush_failures(org.server) == failures
+
+
+def test_registration_metadata_nested_950_deep_is_422_not_500(org: Org) -> None:
+    created = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, json={"name": "t"}
+    ).json()
+    body = b'{"name": "gw", "instance_id": "deep-1", "metadata": ' + deep_object(950) + b"}"
+    resp = raw_post(org, "/api/v1/gateways", body, created["token"])
+    assert resp.status_code == 422, resp.text[:300]
+    assert resp.json()["detail"].startswith(
+        "metadata: nested deeper than 32 levels at metadata.a.a.a"
+    )
+    assert token_uses(org, created["id"]) == 0
+    assert org.get("/api/v1/gateways").json()["summary"]["total"] == 0
+
+
+def big(n: int) -> bytes:
+    return b'"' + b"x" * n + b'"'
+
+
+# (label, JSON text of the value, what the 422 must say)
+UNSAFE_VALUES = [
+    ("41 levels of arrays", b"[" * 41 + b"]" * 41, "nested deeper than 32 levels"),
+    ("33 levels of objects", deep_object(33), "nested deeper than 32 levels"),
+    (
+        "257 keys",
+        b"{" + b",".join(b'"k%d": 1' % i for i in range(257)) + b"}",
+        "more than 256 keys in one object",
+    ),
+    (
+        "2100 keys in all",
+        b"{"
+        + b",".join(
+            b'"o%d": {%s}' % (j, b",".join(b'"k%d": 1' % i for i in range(210))) for j in range(10)
+        )
+        + b"}",
+        "more than 2048 keys in all",
+    ),
+    ("over 64 KiB", b'{"a": [' + b",".join([big(10_000)] * 7) + b"]}", "larger than 64 KiB"),
+    ("a 20000-character text", b'{"a": ' + big(20_000) + b"}", "text longer than 16384"),
+    ("a 300-character key", b'{"' + b"k" * 300 + b'": 1}', "key longer than 256"),
+    ("an integer past 64 bits", b'{"a": 18446744073709551616}', "integers must fit in 64 bits"),
+    ("NaN", b'{"a": NaN}', "numbers must be finite"),
+    ("Infinity", b'{"a": [Infinity]}', "numbers must be finite"),
+    ("a lone surrogate", b'{"a": "\\udc00"}', "unpaired surrogate"),
+    ("U+0000", b'{"a\\u0000": "b"}', "U+0000"),
+]
+
+
+def stored_json_calls(org: Org, value: bytes) -> list[tuple[str, str, bytes, str, dict[str, str]]]:
+    """(method, path, body, field named in the 422, headers) for every JSON a client stores."""
+    gw = org.register(labels={"keep": "me"}, metadata={"version": "1.0.0"})
+    org.heartbeat(gw, {"metrics": {"logs_processed": 7}})
+    token = org.registration_token()
+    agent = {"Authorization": f"Bearer {gw['opamp_token']}"}
+    enrol = {"Authorization": f"Bearer {token}"}
+    hb = f"/api/v1/opamp/heartbeat/{gw['instance_id']}"
+    return [
+        ("POST", hb, b'{"metrics": ' + value + b"}", "metrics", agent),
+        ("POST", hb, b'{"config_status": ' + value + b"}", "config_status", agent),
+        (
+            "POST",
+            "/api/v1/gateways",
+            b'{"name": "n", "instance_id": "new-1", "metadata": ' + value + b"}",
+            "metadata",
+            enrol,
+        ),
+        (
+            "POST",
+            "/api/v1/gateways",
+            b'{"name": "n", "instance_id": "new-1", "labels": ' + value + b"}",
+            "labels",
+            enrol,
+        ),
+        (
+            "PATCH",
+            f"/api/v1/gateways/{gw['id']}",
+            b'{"labels": ' + value + b"}",
+            "labels",
+            dict(org.admin.headers),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "message"), UNSAFE_VALUES, ids=[v[0] for v in UNSAFE_VALUES]
+)
+def test_json_over_the_limits_is_422_naming_the_field_and_nothing_is_stored(
+    org: Org, label: str, value: bytes, message: str
+) -> None:
+    calls = stored_json_calls(org, value)
+    wait_flushed(org)
+    before = org.get("/api/v1/gateways").json()["items"]
+    (gid,) = [g["id"] for g in before if g["name"] == "gw"]
+    stored_before = fetch_row(org.server, "gateways", gid, "extra_metadata", "labels")
+    failures = flush_failures(org.server)
+    for method, path, body, field, headers in calls:
+        resp = anonymous(org.server).request(
+            method, path, params={"org_id": org.id}, content=body, headers={**headers, **JSON}
+        )
+        assert resp.status_code == 422, (label, path, field, resp.status_code, resp.text[:300])
+        detail = resp.json()["detail"]
+        assert message in detail, (label, field, detail)
+        assert detail.startswith(f"{field}: ") or f" at {field}." in detail, detail
+    wait_flushed(org)
+    after = org.get("/api/v1/gateways").json()["items"]
+    assert [g["id"] for g in after if g["name"] != "zz-flush-barrier"] == [
+        g["id"] for g in before if g["name"] != "zz-flush-barrier"
+    ]
+    assert fetch_row(org.server, "gateways", gid, "extra_metadata", "labels") == stored_before
+    assert flush_failures(org.server) == failures
+
+
+def test_large_but_valid_values_are_stored_and_served(org: Org) -> None:
+    metrics = {
+        "logs_processed": 5,
+        "blob": ["y" * 16_000] * 3,
+        "nested": {f"k{i}": i for i in range(250)},
+    }
+    gw = org.register(
+        metadata={"version": "1.0", "extra": {f"k{i}": "v" * 200 for i in range(250)}}
+    )
+    assert org.heartbeat(gw, {"metrics": metrics}).status_code == 200
+    wait_flushed(org)
+    assert_fleet_readable(org, gw)
+    assert org.get(f"/api/v1/gateways/{gw['id']}/metrics").json()["logs_processed"] == 5
+
+
+def test_registration_metadata_cannot_grow_without_bound(org: Org) -> None:
+    """Each registration adds its metadata keys to what earlier ones stored; the sum is
+    bounded too (1 MiB), so re-registering in a loop cannot build a giant row."""
+    token = org.registration_token(max_uses=None)
+    statuses = []
+    for round_ in range(20):
+        extra = {f"r{round_}k{i}": "z" * 15_000 for i in range(4)}
+        resp = anonymous(org.server).post(
+            "/api/v1/gateways",
+            json={"name": "gw", "instance_id": "grower", "metadata": extra},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        statuses.append(resp.status_code)
+        if resp.status_code == 422:
+            assert resp.json()["detail"].startswith("metadata: larger than 1 MiB as JSON"), (
+                resp.text
+            )
+            break
+    assert statuses[:-1] == [201] + [200] * (len(statuses) - 2)
+    assert statuses[-1] == 422
+    (gw,) = org.get("/api/v1/gateways").json()["items"]
+    (stored,) = fetch_row(org.server, "gateways", gw["id"], "extra_metadata")
+    assert len(stored if isinstance(stored, str) else json.dumps(stored)) < 1024 * 1024
+    assert_fleet_readable(org, gw)
+
+
+# -- OpAMP reports are bounded the same way: BAD_REQUEST, and nothing is stored ----------------
+
+BAD_REQUEST = opamp_pb2.ServerErrorResponseType_BadRequest
+
+
+def deep_attribute(agent: WsAgent, depth: int) -> opamp_pb2.AgentToServer:
+    msg = agent.full_state()
+    node = msg.agent_description.non_identifying_attributes.add(key="deep").value
+    for _ in range(depth):
+        node = node.array_value.values.add()
+    return msg
+
+
+def deep_health(agent: WsAgent, depth: int) -> opamp_pb2.AgentToServer:
+    msg = agent.full_state()
+    node = msg.health
+    for level in range(depth):
+        node = node.component_health_map[f"c{level}"]
+        node.healthy = True
+    return msg
+
+
+def nul_attribute(agent: WsAgent) -> opamp_pb2.AgentToServer:
+    msg = agent.full_state()
+    msg.agent_description.identifying_attributes.add(
+        key="os.description"
+    ).value.string_value = "linux\x00"
+    return msg
+
+
+def flushed_opamp_state(org: Org, gw: dict[str, Any]) -> Any:
+    wait_flushed(org)
+    (state,) = fetch_row(org.server, "gateways", gw["id"], "opamp_state")
+    return state
+
+
+HOSTILE_REPORTS = [
+    (
+        "attributes 40 deep",
+        lambda a: deep_attribute(a, 40),
+        "agent_description.non_identifying_attributes: nested deeper than 32 levels at "
+        "agent_description.non_identifying_attributes.deep[0][0]",
+    ),
+    (
+        "component health 20 deep",
+        lambda a: deep_health(a, 20),
+        "health: nested deeper than 32 levels at health.components.c0.components.c1",
+    ),
+    (
+        "U+0000 in an attribute",
+        nul_attribute,
+        "agent_description.identifying_attributes: text must not contain U+0000",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "build", "message"), HOSTILE_REPORTS, ids=[r[0] for r in HOSTILE_REPORTS]
+)
+async def test_opamp_report_that_cannot_be_stored_is_a_bad_request_and_nothing_is_stored(
+    org: Org, label: str, build: Any, message: str
+) -> None:
+    gw = org.register()
+    failures = flush_failures(org.server)
+    agent = await WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+    try:
+        reply = await agent.request(build(agent))
+        assert reply.error_response.type == BAD_REQUEST, (label, reply)
+        assert reply.error_response.error_message.startswith(message), (
+            reply.error_response.error_message
+        )
+        # In a thread: the PostgreSQL helpers run an event loop of their own.
+        assert await asyncio.to_thread(flushed_opamp_state, org, gw) is None
+        assert_fleet_readable(org, gw)
+        assert org.get(f"/api/v1/gateways/{gw['id']}/status").json()["agent"] is None
+        # The connection survives, and a report that can be stored is stored.
+        ok = await agent.request(agent.full_state())
+        assert not ok.HasField("error_response"), ok
+    finally:
+        await agent.close()
+    assert await asyncio.to_thread(flushed_opamp_state, org, gw) is not None
+    status = org.get(f"/api/v1/gateways/{gw['id']}/status").json()
+    assert status["agent"]["non_identifying_attributes"]["host.name"] == "ws-agent"
+    assert flush_failures(org.server) == failures
+
+
+def test_opamp_http_report_that_cannot_be_stored_is_a_bad_request(org: Org) -> None:
+    gw = org.register()
+    agent = WsAgent("unused", gw["opamp_token"])
+    resp = httpx.post(
+        org.server.url + "/v1/opamp",
+        content=deep_health(agent, 20).SerializeToString(),
+        headers={
+            "Content-Type": "application/x-protobuf",
+            "Authorization": f"Bearer {gw['opamp_token']}",
+        },
+        timeout=30,
+    )
+    assert resp.status_code == 200
+    reply = opamp_pb2.ServerToAgent.FromString(resp.content)
+    assert reply.error_response.type == BAD_REQUEST
+    assert reply.error_response.error_message.startswith("health: nested deeper than 32 levels")
+    assert flushed_opamp_state(org, gw) is None
+    assert_fleet_readable(org, gw)
+
+
+async def test_opamp_enrolment_with_a_report_that_cannot_be_stored_enrols_nothing(
+    org: Org,
+) -> None:
+    created = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, json={"name": "t"}
+    ).json()
+    agent = await WsAgent(org.server.ws_url + "/v1/opamp", created["token"]).connect()
+    try:
+        reply = await agent.request(deep_attribute(agent, 40))
+        assert reply.error_response.type == BAD_REQUEST, reply
+    finally:
+        await agent.close()
+    assert org.get("/api/v1/gateways").json()["summary"]["total"] == 0
+    assert await asyncio.to_thread(token_uses, org, created["id"]) == 0

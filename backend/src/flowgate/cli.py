@@ -126,6 +126,23 @@ def db_upgrade(revision: str = "head") -> None:
     err.print("database is up to date")
 
 
+@db_app.command("check")
+def db_check() -> None:
+    """Quarantine stored JSON values that cannot be served (undecodable, over the limits of
+    stored values, or not an object): each moves to the quarantined_values table and its
+    column becomes {}. Prints one line per value moved: table, row id, column, reason."""
+    from flowgate.core.migrate import upgrade
+    from flowgate.core.quarantine import check_database
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    findings = asyncio.run(check_database(settings.resolved_database_url))
+    for found in findings:
+        typer.echo(f"{found.table}\t{found.row_id}\t{found.column}\t{found.reason}")
+    err.print(f"{len(findings)} value(s) quarantined" if findings else "no bad values found")
+
+
 @orgs_app.command("create")
 def orgs_create(name: str) -> None:
     from flowgate.orgs import service

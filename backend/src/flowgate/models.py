@@ -2,6 +2,7 @@
 
 from flowgate.configs.models import GatewayRemoteConfig
 from flowgate.core.db import Base
+from flowgate.core.quarantine import QuarantinedValue
 from flowgate.gateways.models import Gateway, GatewayStatus
 from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
 from flowgate.tokens.models import RegistrationToken
@@ -14,6 +15,7 @@ __all__ = [
     "GatewayStatus",
     "Membership",
     "Organization",
+    "QuarantinedValue",
     "RegistrationToken",
     "Role",
     "User",

@@ -1193,3 +1193,158 @@ def test_python_client_end_to_end_in_memory() -> None:
     client.send(client.build_agent_disconnect_message())  # the atexit duplicate
     assert store[uid].disconnected is True
     assert store[uid].sequence_num == 4
+
+
+# --- Reports that cannot be stored ----------------------------------------------------------
+
+
+def nested_array(depth: int, leaf: anyvalue_pb2.AnyValue | None = None) -> anyvalue_pb2.AnyValue:
+    """An AnyValue of ``depth`` arrays inside each other, built without recursion."""
+    root = anyvalue_pb2.AnyValue()
+    node = root
+    for _ in range(depth):
+        node = node.array_value.values.add()
+    if leaf is not None:
+        node.CopyFrom(leaf)
+    return root
+
+
+def nested_health(depth: int) -> opamp_pb2.ComponentHealth:
+    root = opamp_pb2.ComponentHealth(healthy=True)
+    node = root
+    for level in range(depth):
+        node = node.component_health_map[f"c{level}"]
+        node.healthy = True
+    return root
+
+
+def assert_rejected(outcome: Outcome, state: AgentState | None, message: str) -> None:
+    assert outcome.rejected
+    assert outcome.reply.error_response.type == BAD_REQUEST
+    assert outcome.reply.error_response.error_message.startswith(message), (
+        outcome.reply.error_response.error_message
+    )
+    assert set_fields(outcome.reply) == ["instance_uid", "error_response"]
+    assert outcome.changed == frozenset()
+    if state is not None:
+        assert outcome.state is state
+
+
+def test_attribute_nested_past_32_levels_is_a_bad_request_and_nothing_is_applied() -> None:
+    state, _ = run([full_state(0)])
+    msg = full_state(1, health=nested_health(1))
+    # The attribute map is level 1, so 31 arrays inside it are exactly 32 levels: accepted.
+    msg.agent_description.identifying_attributes.add(key="deep", value=nested_array(31))
+    ok = process(msg, state)
+    assert not ok.rejected
+    assert "description" in ok.changed and "health" in ok.changed
+    json.dumps(ok.state.to_json(), allow_nan=False)
+    too_deep = full_state(2, health=nested_health(2))
+    too_deep.agent_description.identifying_attributes.add(key="deep", value=nested_array(32))
+    outcome = process(too_deep, ok.state)
+    assert_rejected(
+        outcome,
+        ok.state,
+        "agent_description.identifying_attributes: nested deeper than 32 levels at "
+        "agent_description.identifying_attributes.deep[0][0]",
+    )
+    assert outcome.state.health == ok.state.health  # the health in the same message is not applied
+
+
+def test_nesting_past_the_interpreter_recursion_limit_is_refused_without_recursing() -> None:
+    # Built in place, in memory (no parser depth limit applies): the conversion itself must
+    # stay bounded.
+    msg = heartbeat(0, GO_CAPS)
+    node = msg.agent_description.non_identifying_attributes.add(key="x").value
+    for _ in range(3000):
+        node = node.array_value.values.add()
+    assert_rejected(
+        process(msg, None), None, "agent_description.non_identifying_attributes: nested deeper"
+    )
+    msg = heartbeat(0, GO_CAPS)
+    health = msg.health
+    for level in range(3000):
+        health = health.component_health_map[str(level)]
+        health.healthy = True
+    assert_rejected(process(msg, None), None, "health: nested deeper than 32 levels at health")
+
+
+def test_component_health_nested_past_32_levels_is_a_bad_request() -> None:
+    state, _ = run([full_state(0)])
+    # Each component adds two levels (its "components" map and itself): 15 deep is 31 levels.
+    assert not process(full_state(1, health=nested_health(15)), state).rejected
+    assert_rejected(
+        process(full_state(1, health=nested_health(16)), state),
+        state,
+        "health: nested deeper than 32 levels at health.components.c0.components.c1",
+    )
+
+
+def test_available_components_nested_past_32_levels_is_a_bad_request() -> None:
+    msg = full_state(0)
+    node = msg.available_components.components["receivers"]
+    for level in range(20):
+        node = node.sub_component_map[f"r{level}"]
+    msg.available_components.hash = b"\xbb" * 32
+    assert_rejected(process(msg, None), None, "available_components: nested deeper")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("s", anyvalue_pb2.AnyValue(string_value="a\x00b"), "text must not contain U+0000"),
+        ("k", anyvalue_pb2.AnyValue(string_value="x" * (1024 * 1024 + 1)), "text longer than"),
+        (
+            "m",
+            anyvalue_pb2.AnyValue(
+                kvlist_value=anyvalue_pb2.KeyValueList(
+                    values=[kv(f"k{i}", int_value=i) for i in range(4097)]
+                )
+            ),
+            "more than 4096 keys in one object",
+        ),
+    ],
+)
+def test_unstorable_attribute_values_are_a_bad_request(
+    field: str, value: anyvalue_pb2.AnyValue, message: str
+) -> None:
+    msg = full_state(0)
+    msg.agent_description.identifying_attributes.add(key=field, value=value)
+    outcome = process(msg, None)
+    assert_rejected(outcome, None, "agent_description.identifying_attributes: " + message)
+    assert outcome.state.identifying_attributes == {}
+
+
+def test_effective_config_over_one_mib_is_a_bad_request() -> None:
+    big = config_map({"a.yaml": (b"a" * 600_000, "text/yaml"), "b.yaml": (b"b" * 600_000, "")})
+    msg = full_state(0)
+    msg.effective_config.config_map.CopyFrom(big)
+    assert_rejected(process(msg, None), None, "effective_config: larger than 1 MiB as JSON")
+
+
+def test_all_reports_together_are_bounded_too() -> None:
+    state, _ = run([full_state(0)])
+    filler = "f" * 900_000
+    msgs = []
+    for seq, field in enumerate(("identifying", "health", "effective", "rcs"), start=1):
+        msg = heartbeat(seq, GO_CAPS)
+        if field == "identifying":
+            msg.agent_description.identifying_attributes.add(
+                key="big", value=anyvalue_pb2.AnyValue(string_value=filler)
+            )
+        elif field == "health":
+            msg.health.last_error = filler
+        elif field == "effective":
+            msg.effective_config.config_map.CopyFrom(
+                config_map({"": (filler.encode(), "text/yaml")})
+            )
+        else:
+            msg.remote_config_status.error_message = filler
+        msgs.append(msg)
+    state, outcomes = run(msgs, state)
+    assert not any(o.rejected for o in outcomes)
+    last = heartbeat(5, GO_CAPS)
+    last.package_statuses.error_message = filler
+    assert_rejected(
+        process(last, state), state, "agent state: all reports together larger than 4 MiB"
+    )

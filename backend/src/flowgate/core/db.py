@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,7 +18,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapper
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -50,6 +54,33 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+class UndecodableJSON(dict[str, Any]):
+    """What a JSON column reads as when its stored text cannot be decoded (nested past the
+    interpreter's recursion limit, malformed, an integer of thousands of digits): an empty
+    object, so one bad row never fails a whole query. ``flowgate db check`` moves such text
+    to ``quarantined_values``; this is the defence for a row that got in anyway."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+def load_json(text: str | bytes) -> Any:
+    """The engines' JSON decoder (SQLite's JSON type and asyncpg's json/jsonb codecs): like
+    ``json.loads``, but undecodable text becomes :class:`UndecodableJSON` and a warning."""
+    try:
+        return json.loads(text)
+    except (RecursionError, ValueError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+        log.warning(
+            "undecodable JSON read from the database, served as {}; run `flowgate db check`",
+            extra={"reason": reason, "length": len(text)},
+        )
+        return UndecodableJSON(reason)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
@@ -58,6 +89,34 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSONType,
         list[str]: JSONType,
     }
+
+
+_JSON_ATTRIBUTES: dict[Mapper[Any], tuple[str, ...]] = {}
+
+
+@event.listens_for(Base, "load", propagate=True)
+def _name_undecodable_rows(target: Any, _context: Any) -> None:
+    # load_json cannot know which row it decodes; name the row here, for ORM loads.
+    mapper = target.__mapper__
+    keys = _JSON_ATTRIBUTES.get(mapper)
+    if keys is None:
+        keys = _JSON_ATTRIBUTES[mapper] = tuple(
+            prop.key
+            for prop in mapper.column_attrs
+            if any(isinstance(col.type, JSON) for col in prop.columns)
+        )
+    for key in keys:
+        value = target.__dict__.get(key)
+        if isinstance(value, UndecodableJSON):
+            log.warning(
+                "stored JSON could not be decoded and is served as {}",
+                extra={
+                    "table": mapper.local_table.name,
+                    "row_id": str(getattr(target, "id", "?")),
+                    "column": key,
+                    "reason": value.reason,
+                },
+            )
 
 
 def utcnow() -> datetime:
@@ -71,7 +130,7 @@ POOL_TIMEOUT_SECONDS = 10
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_deserializer=load_json)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -95,6 +154,7 @@ def create_engine(url: str) -> AsyncEngine:
         # bound both the TCP/TLS/startup handshake and the wait for a free pooled connection.
         pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args=connect_args,
+        json_deserializer=load_json,
     )
 
 

@@ -70,6 +70,14 @@ class PayloadTooLarge(DomainError):
     detail = "Request body too large"
 
 
+class UnstorableValue(DomainError):
+    """A valid request whose JSON, together with what is already stored, is over the limits
+    of :mod:`flowgate.core.jsonsafe` (the detail names the limit)."""
+
+    status_code = 422
+    detail = "Value too large to store"
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:

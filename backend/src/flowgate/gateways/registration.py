@@ -27,7 +27,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from flowgate.core.errors import Conflict
+from flowgate.core import jsonsafe
+from flowgate.core.errors import Conflict, UnstorableValue
 from flowgate.core.events import GatewayRegistered, GatewayTokenSuperseded
 from flowgate.core.security import digest, opamp_token
 from flowgate.core.settings import Settings
@@ -103,7 +104,13 @@ async def enrol(
     if request.labels:
         gateway.labels = request.labels
     if request.metadata:
-        gateway.extra_metadata = {**(gateway.extra_metadata or {}), **request.metadata}
+        merged = {**(gateway.extra_metadata or {}), **request.metadata}
+        # Each registration adds its keys to what earlier ones stored: bound the sum, not only
+        # this request's part.
+        problem = jsonsafe.problem(merged, "metadata", jsonsafe.GATEWAY_METADATA)
+        if problem:
+            raise UnstorableValue(f"{problem} (with what earlier registrations stored)")
+        gateway.extra_metadata = merged
     gateway.registration_token_id = token.id
     if gateway.status in OFFLINE_STATUSES:
         gateway.status = GatewayStatus.registered

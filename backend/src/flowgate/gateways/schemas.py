@@ -4,13 +4,26 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
+from flowgate.core import jsonsafe
 from flowgate.core.schemas import RequestBody
 from flowgate.gateways.models import GatewayStatus
 
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$"
 _MAX_JSON_KEYS = 200
+
+
+def _storable(value: Any, what: str) -> Any:
+    """A ``mode="before"`` check of a free-form part that is stored as JSON: the raw input,
+    before pydantic builds models from it, against :data:`jsonsafe.VALUE`. The 422 then reads
+    ``metrics: nested deeper than 32 levels at metrics.a.a…``."""
+    try:
+        jsonsafe.check(value, what, jsonsafe.VALUE)
+    except jsonsafe.UnsafeJSON as exc:
+        raise PydanticCustomError("unsafe_json", "{problem}", {"problem": exc.problem}) from None
+    return value
 
 
 def _small_mapping(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
@@ -33,6 +46,11 @@ class GatewayRegister(RequestBody):
     ip_address: str | None = Field(default=None, max_length=64)
     labels: dict[str, str] = Field(default_factory=dict)
     metadata: RegistrationMetadata = Field(default_factory=RegistrationMetadata)
+
+    @field_validator("labels", "metadata", mode="before")
+    @classmethod
+    def _json(cls, value: Any, info: ValidationInfo) -> Any:
+        return _storable(value, str(info.field_name))
 
     @field_validator("labels")
     @classmethod
@@ -75,6 +93,11 @@ class HeartbeatRequest(RequestBody):
     config_version: int | None = Field(default=None, ge=0, le=2**31 - 1)
     metrics: HeartbeatMetrics | None = None
     config_status: ConfigStatusReport | None = None
+
+    @field_validator("metrics", "config_status", mode="before")
+    @classmethod
+    def _json(cls, value: Any, info: ValidationInfo) -> Any:
+        return _storable(value, str(info.field_name))
 
 
 class HeartbeatResponse(BaseModel):
@@ -191,6 +214,11 @@ class GatewayPage(BaseModel):
 class GatewayUpdate(RequestBody):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     labels: dict[str, str] | None = None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return _storable(value, "labels")
 
     @field_validator("labels")
     @classmethod

@@ -20,6 +20,12 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch migrations rebuild a table (copy, drop, rename); with foreign keys enforced,
+        # dropping the old copy would cascade and delete the rows of every referencing table.
+        # The pragma only takes effect outside a transaction.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 import math
 import os
 import time
@@ -39,6 +40,7 @@ from google.protobuf.message import DecodeError
 
 from flowgate.configs.hashing import absorb as _put
 from flowgate.configs.hashing import config_hash
+from flowgate.core import jsonsafe
 from flowgate.opamp.proto import anyvalue_pb2, opamp_pb2
 
 __all__ = [
@@ -530,7 +532,21 @@ def describe(state: AgentState) -> dict[str, Any]:
 # --- Decoding reported sub-messages into JSON values -------------------------------------
 
 
-def _any_value(value: anyvalue_pb2.AnyValue) -> Any:
+# Every report becomes JSON stored in the database, so each conversion is bounded: ``depth`` is
+# the nesting level the container it builds would have (the report's root object is 1). Past
+# jsonsafe's limit a conversion stops descending and leaves an empty object at that level,
+# which _checked() then refuses with its path; so recursion here is bounded whatever nesting
+# the protobuf parser allowed, and nothing too deep is ever stored.
+_MAX_DEPTH: Final = jsonsafe.AGENT_REPORT.depth
+
+
+def _checked(value: Any, what: str) -> Any:
+    """``value`` if it is safe to store as one report, else :class:`jsonsafe.UnsafeJSON`."""
+    jsonsafe.check(value, what, jsonsafe.AGENT_REPORT)
+    return value
+
+
+def _any_value(value: anyvalue_pb2.AnyValue, depth: int) -> Any:
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
@@ -543,29 +559,36 @@ def _any_value(value: anyvalue_pb2.AnyValue) -> Any:
         # NaN/inf are not JSON; keep them visible as text instead of failing persistence.
         return number if math.isfinite(number) else repr(number)
     if kind == "array_value":
-        return [_any_value(item) for item in value.array_value.values]
+        if depth > _MAX_DEPTH:
+            return {}
+        return [_any_value(item, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return _attributes(value.kvlist_value.values)
+        return _attributes(value.kvlist_value.values, depth)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode("ascii")
     return None
 
 
-def _attributes(pairs: Iterable[anyvalue_pb2.KeyValue]) -> dict[str, Any]:
+def _attributes(pairs: Iterable[anyvalue_pb2.KeyValue], depth: int = 1) -> dict[str, Any]:
+    if depth > _MAX_DEPTH:
+        return {}
     # Duplicate keys are a sender bug; the last one wins, as in OTel attribute maps.
-    return {kv.key: _any_value(kv.value) for kv in pairs}
+    return {kv.key: _any_value(kv.value, depth + 1) for kv in pairs}
 
 
-def _health(health: opamp_pb2.ComponentHealth) -> dict[str, Any]:
+def _health(health: opamp_pb2.ComponentHealth, depth: int = 1) -> dict[str, Any]:
+    if depth > _MAX_DEPTH:
+        return {}
     return {
         "healthy": health.healthy,
         "status": health.status,
         "last_error": health.last_error,
         "start_time_unix_nano": health.start_time_unix_nano,
         "status_time_unix_nano": health.status_time_unix_nano,
-        "attributes": _attributes(health.attributes),
+        "attributes": _attributes(health.attributes, depth + 1),
         "components": {
-            name: _health(sub) for name, sub in sorted(health.component_health_map.items())
+            name: _health(sub, depth + 2)
+            for name, sub in sorted(health.component_health_map.items())
         },
     }
 
@@ -627,11 +650,14 @@ def _package_statuses(statuses: opamp_pb2.PackageStatuses) -> dict[str, Any]:
     }
 
 
-def _component_details(details: opamp_pb2.ComponentDetails) -> dict[str, Any]:
+def _component_details(details: opamp_pb2.ComponentDetails, depth: int) -> dict[str, Any]:
+    if depth > _MAX_DEPTH:
+        return {}
     return {
-        "metadata": _attributes(details.metadata),
+        "metadata": _attributes(details.metadata, depth + 1),
         "components": {
-            name: _component_details(sub) for name, sub in sorted(details.sub_component_map.items())
+            name: _component_details(sub, depth + 2)
+            for name, sub in sorted(details.sub_component_map.items())
         },
     }
 
@@ -731,6 +757,44 @@ def _connection_settings_due(state: AgentState, offer: ConnectionSettingsOffer |
     return state.connection_settings_offered_hash != wanted
 
 
+_REPORT_KEYS: Final = frozenset(
+    {
+        "description",
+        "health",
+        "effective_config",
+        "remote_config_status",
+        "available_components",
+        "custom_capabilities",
+        "package_statuses",
+        "connection_settings_status",
+    }
+)
+_REPORT_FIELDS: Final = (
+    "identifying_attributes",
+    "non_identifying_attributes",
+    "health",
+    "effective_config",
+    "remote_config_status",
+    "available_components",
+    "custom_capabilities",
+    "package_statuses",
+    "connection_settings_status",
+)
+
+
+def _check_state_size(state: AgentState) -> None:
+    """Raise :class:`jsonsafe.UnsafeJSON` when all reports together are over
+    :data:`jsonsafe.AGENT_STATE_BYTES` (each report alone is within its own limit)."""
+    reports = {name: getattr(state, name) for name in _REPORT_FIELDS}
+    try:
+        size = len(json.dumps(reports, separators=(",", ":")))
+    except (ValueError, TypeError, RecursionError):
+        return  # only a state stored before these checks; the new reports passed them
+    if size > jsonsafe.AGENT_STATE_BYTES:
+        limit = jsonsafe.AGENT_STATE_BYTES // jsonsafe.MIB
+        raise jsonsafe.UnsafeJSON("agent state", f"all reports together larger than {limit} MiB")
+
+
 def _lacks_full_state(msg: opamp_pb2.AgentToServer) -> bool:
     if not msg.HasField("agent_description"):
         return True
@@ -794,10 +858,13 @@ def process(
     learned from any agent, so agents of the same build need not each send the full map.
 
     A message with an invalid ``instance_uid`` is rejected with a BAD_REQUEST
-    ``error_response`` and leaves the state untouched. An ``agent_disconnect`` message is
-    merged and answered with a bare acknowledgement (no offers or flags for a departing
-    agent); a message numbered before that goodbye but delivered after it is answered the
-    same way and not applied (``Outcome.stale``). Never raises for any decodable message.
+    ``error_response`` and leaves the state untouched; so is one with a changed report that
+    cannot be stored (over :data:`jsonsafe.AGENT_REPORT`, or all reports together over
+    :data:`jsonsafe.AGENT_STATE_BYTES`), with a message naming the report. An
+    ``agent_disconnect`` message is merged and answered with a bare acknowledgement (no offers
+    or flags for a departing agent); a message numbered before that goodbye but delivered
+    after it is answered the same way and not applied (``Outcome.stale``). Never raises for
+    any decodable message.
     """
     try:
         validate_instance_uid(msg.instance_uid)
@@ -839,8 +906,17 @@ def process(
     if lost or gained & ACCEPTS_OPAMP_CONNECTION_SETTINGS:
         new.connection_settings_offered_hash = None
 
-    _merge_reported(msg, old, new, changed)
-    request_components = _merge_available_components(msg, old, new, changed, lost, known_components)
+    try:
+        _merge_reported(msg, old, new, changed)
+        request_components = _merge_available_components(
+            msg, old, new, changed, lost, known_components
+        )
+        if changed & _REPORT_KEYS:
+            _check_state_size(new)
+    except jsonsafe.UnsafeJSON as exc:
+        # A report that cannot be stored: apply none of the message (BAD_REQUEST: the agent
+        # must not retry it as is), so nothing un-decodable or giant reaches the database.
+        return _rejected(msg, state, str(exc))
 
     disconnecting = bool(msg.HasField("agent_disconnect"))
     if disconnecting != old.disconnected:
@@ -897,43 +973,49 @@ def process(
 def _merge_reported(
     msg: opamp_pb2.AgentToServer, old: AgentState, new: AgentState, changed: set[str]
 ) -> None:
-    """Copy every present status sub-message into ``new``; absent ones mean "unchanged"."""
+    """Copy every present status sub-message into ``new``; absent ones mean "unchanged".
+
+    Raises :class:`jsonsafe.UnsafeJSON` (naming the field) for a changed report that is not
+    safe to store; ``new`` is then half-updated and must be discarded.
+    """
     if msg.HasField("agent_description"):
         ident = _attributes(msg.agent_description.identifying_attributes)
         non_ident = _attributes(msg.agent_description.non_identifying_attributes)
         if ident != old.identifying_attributes or non_ident != old.non_identifying_attributes:
-            new.identifying_attributes = ident
-            new.non_identifying_attributes = non_ident
+            new.identifying_attributes = _checked(ident, "agent_description.identifying_attributes")
+            new.non_identifying_attributes = _checked(
+                non_ident, "agent_description.non_identifying_attributes"
+            )
             changed.add("description")
     if msg.HasField("health"):
         health = _health(msg.health)
         if health != old.health:
-            new.health = health
+            new.health = _checked(health, "health")
             changed.add("health")
     if msg.HasField("effective_config"):
         effective = _config_map(msg.effective_config.config_map)
         if effective != old.effective_config:
-            new.effective_config = effective
+            new.effective_config = _checked(effective, "effective_config")
             changed.add("effective_config")
     if msg.HasField("remote_config_status"):
         rcs = _remote_config_status(msg.remote_config_status)
         if rcs != old.remote_config_status:
-            new.remote_config_status = rcs
+            new.remote_config_status = _checked(rcs, "remote_config_status")
             changed.add("remote_config_status")
     if msg.HasField("package_statuses"):
         packages = _package_statuses(msg.package_statuses)
         if packages != old.package_statuses:
-            new.package_statuses = packages
+            new.package_statuses = _checked(packages, "package_statuses")
             changed.add("package_statuses")
     if msg.HasField("custom_capabilities"):
         custom = list(msg.custom_capabilities.capabilities)
         if custom != old.custom_capabilities:
-            new.custom_capabilities = custom
+            new.custom_capabilities = _checked(custom, "custom_capabilities")
             changed.add("custom_capabilities")
     if msg.HasField("connection_settings_status"):
         css = _connection_settings_status(msg.connection_settings_status)
         if css != old.connection_settings_status:
-            new.connection_settings_status = css
+            new.connection_settings_status = _checked(css, "connection_settings_status")
             changed.add("connection_settings_status")
 
 
@@ -954,13 +1036,16 @@ def _merge_available_components(
     request = False
     value: dict[str, Any]
     if reported.components:
-        value = {
-            "hash": digest,
-            "components": {
-                name: _component_details(details)
-                for name, details in sorted(reported.components.items())
+        value = _checked(
+            {
+                "hash": digest,
+                "components": {
+                    name: _component_details(details, 3)
+                    for name, details in sorted(reported.components.items())
+                },
             },
-        }
+            "available_components",
+        )
     elif cached is not None and cached.get("hash") == digest and cached.get("components"):
         value = cached
     elif known is not None and digest in known:

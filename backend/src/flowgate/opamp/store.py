@@ -135,7 +135,10 @@ class AgentStore:
         if gateway is None:
             if not msg.HasField("agent_description"):
                 return None
-            attrs = core.describe(core.process(msg, None).state)
+            probe = core.process(msg, None)
+            if probe.rejected:  # e.g. a description that cannot be stored: enrol nothing
+                return None
+            attrs = core.describe(probe.state)
             instance_id = _instance_id(attrs.get("service.instance.id"), uid)
             host = str(attrs["host.name"])[:255] if attrs.get("host.name") else None
             request = registration.EnrolRequest(
