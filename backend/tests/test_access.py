@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.api import Org, anonymous, client, new_org
+from tests.support.polling import wait_for
 
 #: Endpoints that do not take a person's credential: sign-in and the gateway's own calls; and
 #: operations endpoints (tag "ops": probes, Prometheus metrics) for orchestrators and scrapers.
@@ -372,8 +373,11 @@ def test_gateways_of_two_orgs_may_share_an_instance_id(org: Org, superuser: http
     theirs = other.register("shared-instance")
     assert mine["id"] != theirs["id"]
     assert other.heartbeat(theirs, {"version": "their-version"}).status_code == 200
-    assert other.get(f"/api/v1/gateways/{theirs['id']}/version").json()["agent_version"] == (
-        "their-version"
+    wait_for(  # shown once the heartbeat's presence flush has written it
+        lambda: (
+            other.get(f"/api/v1/gateways/{theirs['id']}/version").json()["agent_version"]
+            == "their-version"
+        )
     )
     status = org.get(f"/api/v1/gateways/{mine['id']}/status").json()
     assert status["health"]["last_seen"] is None

@@ -16,6 +16,7 @@ import pytest
 from flowgate.opamp.proto import opamp_pb2
 from tests.support.api import Org, anonymous
 from tests.support.db import fetch_row, wait_flushed
+from tests.support.polling import wait_for
 from tests.support.server import LiveServer
 from tests.support.ws_agent import WsAgent
 
@@ -196,7 +197,9 @@ def test_heartbeat_refuses_bad_bodies_and_records_nothing(org: Org) -> None:
     # The gateway still works, and what it reports next is stored and shown.
     ok = org.heartbeat(gw, {"version": "2.0.0", "config_version": 2147483647})
     assert ok.status_code == 200, ok.text
-    assert org.get(f"/api/v1/gateways/{gw['id']}/version").json()["agent_version"] == "2.0.0"
+    wait_for(
+        lambda: org.get(f"/api/v1/gateways/{gw['id']}/version").json()["agent_version"] == "2.0.0"
+    )
     assert flush_failures(org.server) == failures
 
 

@@ -185,6 +185,7 @@ def test_list_filters_by_status_health_and_name(org: Org) -> None:
     backslash = org.register(name="back\\slash")
     assert org.heartbeat(active).status_code == 200
     org.admin.post(f"/api/v1/gateways/{inactive['id']}/deactivate", params={"org_id": org.id})
+    wait_for(lambda: org.get(f"/api/v1/gateways/{active['id']}").json()["status"] == "active")
 
     def names(**params: Any) -> set[str]:
         resp = org.get("/api/v1/gateways", **params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.support.api import Org
+from tests.support.polling import wait_for
 
 
 def test_token_register_heartbeat_status_config(org: Org) -> None:
@@ -26,7 +27,12 @@ def test_token_register_heartbeat_status_config(org: Org) -> None:
     hb = org.heartbeat(gw)
     assert hb.status_code == 200
     assert hb.json() == {"status": "ok", "gateway_id": gw["id"]}
-    status = org.get(f"/api/v1/gateways/{gw['id']}/status").json()
+    # The list and the detail views read the database: the heartbeat shows after its flush.
+    status = wait_for(
+        lambda: (
+            (s := org.get(f"/api/v1/gateways/{gw['id']}/status").json())["status"] == "active" and s
+        )
+    )
     assert status["health"]["status"] == "healthy"
     assert status["health"]["health_score"] == 100
     assert status["version"] == {

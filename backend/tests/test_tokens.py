@@ -237,3 +237,20 @@ def test_tokens_are_listed_newest_first_with_their_creator(org: Org) -> None:
     assert [t["id"] for t in items] == [newer["id"], older["id"]]
     me = org.admin.get("/api/v1/auth/me").json()
     assert {t["created_by"] for t in items} == {me["id"]}
+
+
+def test_default_expiry_comes_from_the_setting(make_server: Any) -> None:
+    from tests.support.api import superuser_client
+
+    server = make_server(FLOWGATE_REGISTRATION_TOKEN_DEFAULT_DAYS="3")
+    with superuser_client(server) as su:
+        org = new_org(server, su)
+        created = create_token(org)
+        expires = datetime.fromisoformat(created["expires_at"])
+        assert abs(expires - (datetime.now(UTC) + timedelta(days=3))) < timedelta(minutes=1)
+        cli = server.cli("tokens", "create", "--org", org.name, "--name", "cli")
+        listed_tokens = org.get("/api/v1/registration-tokens").json()
+        by_name = {t["name"]: t for t in listed_tokens}
+        assert cli.stdout.strip()
+        cli_expiry = datetime.fromisoformat(by_name["cli"]["expires_at"])
+        assert abs(cli_expiry - (datetime.now(UTC) + timedelta(days=3))) < timedelta(minutes=1)

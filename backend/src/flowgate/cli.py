@@ -48,20 +48,24 @@ def _settings() -> Settings:
 
 
 def _run(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Migrate, then run ``action`` in one committed unit of work; domain errors exit 1."""
+    """Migrate, then run ``action`` in one unit of work (committed when it returns; its events
+    reach running servers over Redis when ``FLOWGATE_REDIS_URL`` is set); domain errors exit 1."""
     from flowgate.core.migrate import upgrade
+    from flowgate.core.uow import UnitOfWork
+    from flowgate.fleet.bus import Bus
 
     settings = _settings()
     upgrade(settings.resolved_database_url)
 
     async def main() -> T:
         db = Database(settings.resolved_database_url)
+        bus = Bus(settings.redis_url)
+        await bus.start()
         try:
-            async with db.sessionmaker() as session:
-                result = await action(session)
-                await session.commit()
-                return result
+            async with UnitOfWork(db.sessionmaker, bus.publish) as uow:
+                return await action(uow.session)
         finally:
+            await bus.stop()
             await db.dispose()
 
     try:
@@ -131,6 +135,7 @@ def db_check() -> None:
     """Quarantine stored JSON values that cannot be served (undecodable, over the limits of
     stored values, or not an object): each moves to the quarantined_values table and its
     column becomes {}. Prints one line per value moved: table, row id, column, reason."""
+    import flowgate.models  # noqa: F401  (every table on Base.metadata, for the scan)
     from flowgate.core.migrate import upgrade
     from flowgate.core.quarantine import check_database
 
@@ -265,7 +270,10 @@ def api_keys_create(
 def tokens_create(
     org: Annotated[str, typer.Option(help="organization name")],
     name: Annotated[str, typer.Option(help="what the token is for")],
-    expires_in_days: Annotated[int, typer.Option(min=1, max=3650)] = 30,
+    expires_in_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=3650, help="default FLOWGATE_REGISTRATION_TOKEN_DEFAULT_DAYS"),
+    ] = None,
     max_uses: Annotated[int, typer.Option(min=1, help="registrations allowed")] = 1,
     unlimited: Annotated[bool, typer.Option(help="no limit on registrations")] = False,
 ) -> None:
@@ -273,10 +281,16 @@ def tokens_create(
     from flowgate.orgs import service as orgs
     from flowgate.tokens import service
 
+    settings = _settings()
+
     async def action(session: AsyncSession) -> str:
         target = await orgs.get_org_by_name(session, org)
         issued = await service.create_token(
-            session, target.id, name, expires_in_days, None if unlimited else max_uses
+            session,
+            target.id,
+            name,
+            expires_in_days or settings.registration_token_default_days,
+            None if unlimited else max_uses,
         )
         return issued.token
 

@@ -74,13 +74,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.expose(app.state)
     install_error_handlers(app)
 
+    from flowgate.auth.router import router as people_router
     from flowgate.gateways.agent_router import router as agent_router
     from flowgate.gateways.router import router as gateways_router
     from flowgate.opamp.transport import mount_opamp
-    from flowgate.orgs.router import router as orgs_router
     from flowgate.tokens.router import router as tokens_router
 
-    app.include_router(orgs_router)
+    app.include_router(people_router)
     app.include_router(tokens_router)
     app.include_router(gateways_router)
     app.include_router(agent_router)

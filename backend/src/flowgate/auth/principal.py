@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
 
@@ -21,41 +20,10 @@ from flowgate.core.security import (
     decode_jwt,
     digest,
 )
+from flowgate.orgs.access import OrgAccess, Principal
 from flowgate.orgs.models import ApiKey, Membership, Role, User
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-@dataclass
-class Principal:
-    """A signed-in user or an API key, with the role it holds in each organisation."""
-
-    roles: dict[uuid.UUID, Role] = field(default_factory=dict)
-    user: User | None = None
-    api_key: ApiKey | None = None
-
-    @property
-    def is_superuser(self) -> bool:
-        return bool(self.user and self.user.is_superuser)
-
-    @property
-    def actor_id(self) -> uuid.UUID | None:
-        return self.user.id if self.user else None
-
-    @property
-    def label(self) -> str:
-        if self.user:
-            return f"user:{self.user.id}"
-        return f"api_key:{self.api_key.id}" if self.api_key else "anonymous"
-
-
-@dataclass(frozen=True)
-class OrgAccess:
-    """The organisation a management request acts on, and the caller's role there."""
-
-    org_id: uuid.UUID
-    role: Role
-    principal: Principal
 
 
 async def load_principal(session: AsyncSession, token: str, signing_key: str) -> Principal | None:

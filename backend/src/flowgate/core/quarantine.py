@@ -154,8 +154,8 @@ def scan(connection: Connection, columns: Mapping[str, Sequence[str]]) -> list[F
 
 
 async def check_database(url: str) -> list[Finding]:
-    """:func:`scan` every JSON column of the models in the database at ``url``, committed."""
-    import flowgate.models  # noqa: F401  (every table on Base.metadata, for json_columns)
+    """:func:`scan` every JSON column of the tables on ``Base.metadata`` in the database at
+    ``url``, committed. The caller imports the models first (``flowgate.models``)."""
 
     engine = create_engine(url)
     try:

@@ -12,10 +12,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowgate.auth.principal import Principal
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, DomainError, Forbidden, NotFound
 from flowgate.core.security import digest, hash_password, new_api_key, verify_password
+from flowgate.orgs.access import Principal
 from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
 
 log = logging.getLogger(__name__)

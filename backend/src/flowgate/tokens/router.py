@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from flowgate.auth.principal import OperatorAccess
-from flowgate.core.deps import SessionDep, UowDep
+from flowgate.core.deps import SessionDep, SettingsDep, UowDep
 from flowgate.tokens import service
 from flowgate.tokens.schemas import (
     RegistrationTokenCreate,
@@ -18,13 +18,16 @@ router = APIRouter(prefix="/api/v1/registration-tokens", tags=["registration-tok
 
 @router.post("", operation_id="create_registration_token", status_code=status.HTTP_201_CREATED)
 async def create_registration_token(
-    body: RegistrationTokenCreate, access: OperatorAccess, session: SessionDep
+    body: RegistrationTokenCreate,
+    access: OperatorAccess,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> RegistrationTokenCreated:
     issued = await service.create_token(
         session,
         access.org_id,
         body.name,
-        body.expires_in_days,
+        body.expires_in_days or settings.registration_token_default_days,
         body.max_uses,
         access.principal.actor_id,
     )

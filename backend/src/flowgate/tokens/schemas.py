@@ -10,7 +10,12 @@ from flowgate.core.schemas import RequestBody
 
 class RegistrationTokenCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200)
-    expires_in_days: int = Field(default=30, ge=1, le=3650)
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Days until it expires; default: FLOWGATE_REGISTRATION_TOKEN_DEFAULT_DAYS",
+    )
     max_uses: int | None = Field(
         default=1, ge=1, le=1_000_000, description="1 = single use (default); null = unlimited"
     )
