@@ -18,6 +18,7 @@ from flowgate.core.errors import install_error_handlers
 from flowgate.core.limits import RequestLimits
 from flowgate.core.runtime import Runtime
 from flowgate.core.settings import Settings
+from flowgate.core.startlock import startup_lock
 from flowgate.fleet import gcstats
 from flowgate.fleet.hub import Hub
 from flowgate.fleet.metrics import build_registry, render
@@ -31,11 +32,11 @@ OPAMP_PATHS = ("/v1/opamp", "/api/v1/opamp/v1/opamp")
 
 
 async def bootstrap(runtime: Runtime) -> None:
+    """Create org ``default`` and its admin on an empty database. Processes starting together
+    take turns (start-up lock) and each re-checks inside it, so exactly one creates them."""
     s = runtime.settings
-    async with runtime.db.sessionmaker() as session:
-        password = (
-            s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
-        )
+    password = s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
+    async with startup_lock(s.resolved_database_url), runtime.db.sessionmaker() as session:
         result = await orgs.bootstrap(session, s.bootstrap_admin_email, password)
         await session.commit()
     if result is None:
@@ -49,7 +50,9 @@ async def bootstrap(runtime: Runtime) -> None:
             "\n=== FlowGate first start ===\n"
             f"Organization: default\nAdmin email:  {result.admin.email}\n"
             f"Admin password (shown once): {result.generated_password}\n"
-            "Change it, or set FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD before the first start.\n",
+            f"Change it: flowgate users set-password {result.admin.email}"
+            " (or POST /api/v1/auth/password when signed in).\n"
+            "Or choose it: set FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD before the first start.\n",
             flush=True,
         )
 
