@@ -23,6 +23,12 @@ from flowgate.core.preflight import redacted
 from flowgate.core.settings import Settings
 from flowgate.core.startlock import ServerLockBusy, hold_server_lock
 
+_LAST_MESSAGES = {
+    "lifespan.startup.failed",
+    "lifespan.shutdown.complete",
+    "lifespan.shutdown.failed",
+}
+
 
 def refusal(settings: Settings) -> str:
     where = redacted(settings.resolved_database_url)
@@ -69,8 +75,15 @@ class ServerLocked:
                 return startup
             return await receive()
 
+        async def send_releasing(message: Message) -> None:
+            # Release before uvicorn hears the application is done: it may end the event loop
+            # right after, which would cut the release short.
+            if message["type"] in _LAST_MESSAGES:
+                await lock.release()
+            await send(message)
+
         try:
-            await self.app(scope, receive_startup_first, send)
+            await self.app(scope, receive_startup_first, send_releasing)
         finally:
             await lock.release()
 
