@@ -732,6 +732,10 @@ class Server:
             FLOWGATE_OPAMP_MAX_MESSAGES_PER_SECOND="1000000",
             FLOWGATE_OPAMP_HEARTBEAT_INTERVAL_SECONDS=str(self.heartbeat),
         )
+        if self.workers > 1:  # flowgate serve refuses several workers without a Redis bus
+            env["FLOWGATE_REDIS_URL"] = os.environ.get(
+                "FLOWGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"
+            )
         env.update(self.extra_env)
         if self.probe:
             probe_dir = str(Path(__file__).resolve().parent / "probe")

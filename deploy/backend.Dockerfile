@@ -24,7 +24,8 @@ ENV PATH=/opt/flowgate/bin:${PATH} \
     FLOWGATE_HOST=0.0.0.0 \
     FLOWGATE_PORT=8000 \
     FLOWGATE_DATA_DIR=/var/lib/flowgate \
-    MIGRATE_ON_START=true
+    FLOWGATE_ENVIRONMENT=production \
+    FLOWGATE_MIGRATE_ON_START=true
 
 RUN groupadd --system --gid 10001 flowgate \
     && useradd --system --uid 10001 --gid flowgate --home-dir /var/lib/flowgate --no-create-home \
@@ -41,6 +42,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4).status == 200 else 1)"]
 
-# Migrations run before serving. With several replicas, set MIGRATE_ON_START=false and run
-# `flowgate db upgrade` once per release instead (docs/deploy.md, "Scaling").
-CMD ["/bin/sh", "-c", "if [ \"$MIGRATE_ON_START\" = true ]; then flowgate db upgrade || exit 1; fi; exec flowgate serve --host 0.0.0.0 --port 8000"]
+# Production: FLOWGATE_SECRET_KEY and FLOWGATE_PUBLIC_URL must be given (the server refuses to
+# start without them, saying so). Migrations run before serving, under a database lock, so
+# replicas starting together are safe; for rolling upgrades set FLOWGATE_MIGRATE_ON_START=false
+# and run `flowgate db upgrade` once per release instead (docs/deploy.md, "Scaling").
+CMD ["/bin/sh", "-c", "if [ \"$FLOWGATE_MIGRATE_ON_START\" = true ]; then flowgate db upgrade || exit 1; fi; exec flowgate serve --host 0.0.0.0 --port 8000"]

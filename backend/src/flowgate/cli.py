@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,23 +41,62 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """One plain line on stderr (no markup, no wrapping), then exit ``code``."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
 def _settings() -> Settings:
     try:
         return Settings()
-    except Exception as exc:  # pydantic's message names the variable at fault
-        err.print(f"[red]Invalid settings:[/red] {exc}")
-        raise typer.Exit(2) from None
+    except ValidationError as exc:  # one line per problem, naming the variable, never its value
+        problems = []
+        for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
+            where = "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"FLOWGATE_{where}: {message}" if where else message)
+        _fail("invalid settings: " + "; ".join(problems))
+    except Exception as exc:  # e.g. pydantic-settings failing to parse a value
+        _fail("invalid settings: " + " ".join(str(exc).split()))
+
+
+def _check_storage(settings: Settings) -> None:
+    """The data directory and the database are usable; otherwise one line and exit 2."""
+    from flowgate.core import preflight
+
+    try:
+        preflight.check_directory(settings.data_dir)
+        preflight.check_database(settings.resolved_database_url)
+    except preflight.StartupError as exc:
+        _fail(str(exc))
+
+
+def _prepare_database(settings: Settings, *, migrate: bool = True) -> None:
+    """:func:`_check_storage`, then migrate, or (``migrate=False``) refuse a schema that is not
+    at the newest migration."""
+    from flowgate.core import preflight
+    from flowgate.core.migrate import is_at_head, upgrade
+
+    _check_storage(settings)
+    if migrate:
+        upgrade(settings.resolved_database_url)
+    elif not is_at_head(settings.resolved_database_url):
+        _fail(
+            f"the schema of {preflight.redacted(settings.resolved_database_url)} is not at the "
+            "newest migration and FLOWGATE_MIGRATE_ON_START is false: run `flowgate db upgrade`"
+        )
 
 
 def _run(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Migrate, then run ``action`` in one unit of work (committed when it returns; its events
     reach running servers over Redis when ``FLOWGATE_REDIS_URL`` is set); domain errors exit 1."""
-    from flowgate.core.migrate import upgrade
     from flowgate.core.uow import UnitOfWork
     from flowgate.fleet.bus import Bus
 
     settings = _settings()
-    upgrade(settings.resolved_database_url)
+    _prepare_database(settings)
 
     async def main() -> T:
         db = Database(settings.resolved_database_url)
@@ -75,33 +116,59 @@ def _run(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def _check_serving(settings: Settings, workers: int) -> None:
+    """Refuse set-ups that would serve incorrectly (exit 2); warn about doubtful ones."""
+    if workers > 1 and not settings.redis_url:
+        _fail(
+            f"--workers {workers} needs FLOWGATE_REDIS_URL: without Redis each worker knows only "
+            "its own gateway connections, so config pushes and revocations would miss the "
+            "others; set FLOWGATE_REDIS_URL=redis://HOST:6379/0 or use --workers 1"
+        )
+    if settings.listens_on_all_interfaces and not settings.public_url:
+        problem = (
+            f"FLOWGATE_PUBLIC_URL is not set while listening on {settings.host}: gateways will be "
+            f"told to connect to {settings.resolved_public_url}, which only works on this machine"
+        )
+        if settings.environment == "production":
+            _fail(f"{problem}; set FLOWGATE_PUBLIC_URL to the address gateways use")
+        logging.getLogger("flowgate.cli").warning(
+            "%s. Set FLOWGATE_PUBLIC_URL to the address gateways use (required in production).",
+            problem,
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="default FLOWGATE_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default FLOWGATE_PORT")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes (more than 1 needs FLOWGATE_REDIS_URL)")
+    ] = 1,
 ) -> None:
-    """Apply migrations and serve the API, the UI and the OpAMP endpoints."""
+    """Apply migrations and serve the API, the UI and the OpAMP endpoints.
+
+    Exits 2 on a configuration problem (one line on stderr saying what to fix), 3 when the
+    server fails to start (e.g. another server without Redis uses the database), 0 on SIGTERM.
+    """
     import os
 
     import uvicorn
 
-    from flowgate.core.logging import configure_logging
-    from flowgate.core.migrate import upgrade
+    from flowgate.core.logging import configure_logging, logging_config
+    from flowgate.serving import run
 
-    settings = _settings()
     if host:
         os.environ["FLOWGATE_HOST"] = host
     if port:
         os.environ["FLOWGATE_PORT"] = str(port)
     settings = _settings()
     configure_logging(settings.log_level, settings.log_format)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    _check_serving(settings, workers)
+    _prepare_database(settings, migrate=settings.migrate_on_start)
     _ = settings.signing_key  # create the persisted key before workers race for it
-    err.print(f"FlowGate serving on http://{settings.host}:{settings.port}")
-    uvicorn.run(
-        "flowgate.main:create_app",
+    err.print(f"FlowGate serving on http://{settings.host}:{settings.port}", soft_wrap=True)
+    config = uvicorn.Config(
+        "flowgate.serving:create_served_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -113,19 +180,23 @@ def serve(
         ws_per_message_deflate=False,
         ws_ping_interval=None,
         access_log=False,
-        log_config=None,
+        server_header=False,
+        log_config=logging_config(settings.log_level, settings.log_format),
         timeout_graceful_shutdown=5,
         backlog=4096,
     )
+    raise typer.Exit(run(config))
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
-    """Bring the database schema up to date (safe to repeat)."""
+    """Bring the database schema up to date (safe to repeat, and from several processes)."""
+    from flowgate.core.logging import configure_logging
     from flowgate.core.migrate import upgrade
 
     settings = _settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.log_level, settings.log_format)
+    _check_storage(settings)
     upgrade(settings.resolved_database_url, revision)
     err.print("database is up to date")
 

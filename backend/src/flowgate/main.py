@@ -17,6 +17,7 @@ from flowgate.core.errors import install_error_handlers
 from flowgate.core.headers import SecurityHeaders
 from flowgate.core.limits import RequestLimits
 from flowgate.core.settings import Settings
+from flowgate.core.startlock import startup_lock
 from flowgate.fleet import gcstats
 from flowgate.metrics import build_registry, render
 from flowgate.orgs import service as orgs
@@ -28,11 +29,11 @@ OPAMP_PATHS = ("/v1/opamp", "/api/v1/opamp/v1/opamp")
 
 
 async def bootstrap(runtime: Runtime) -> None:
+    """Create org ``default`` and its admin on an empty database. Processes starting together
+    take turns (start-up lock) and each re-checks inside it, so exactly one creates them."""
     s = runtime.settings
-    async with runtime.unit_of_work() as uow:
-        password = (
-            s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
-        )
+    password = s.bootstrap_admin_password.get_secret_value() if s.bootstrap_admin_password else None
+    async with startup_lock(s.resolved_database_url), runtime.unit_of_work() as uow:
         result = await orgs.bootstrap(uow.session, s.bootstrap_admin_email, password)
     if result is None:
         return
@@ -45,7 +46,9 @@ async def bootstrap(runtime: Runtime) -> None:
             "\n=== FlowGate first start ===\n"
             f"Organization: default\nAdmin email:  {result.admin.email}\n"
             f"Admin password (shown once): {result.generated_password}\n"
-            "Change it, or set FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD before the first start.\n",
+            f"Change it: flowgate users set-password {result.admin.email}"
+            " (or POST /api/v1/auth/password when signed in).\n"
+            "Or choose it: set FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD before the first start.\n",
             flush=True,
         )
 

@@ -81,6 +81,8 @@ class LiveServer:
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: Extra ``flowgate serve`` arguments, e.g. ``("--workers", "3")``.
+    args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -117,24 +119,38 @@ class LiveServer:
         return env
 
     def start(self, timeout: float = 30) -> LiveServer:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.data_dir / f"server-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowgate", "serve"],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        return self.launch().wait_ready(timeout)
+
+    def launch(self, log_dir: Path | None = None) -> LiveServer:
+        """Start the process without waiting for it; the log goes to ``log_dir`` (default: the
+        data directory)."""
+        log_dir = log_dir or self.data_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"server-{self.port}.log"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowgate", "serve", *self.args],
+                env=self.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, timeout: float = 30) -> LiveServer:
+        """Wait until ``/readyz`` answers 200; raise if the process exits or takes too long."""
+        assert self.proc is not None, "not launched"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self.is_ready():
+                return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server did not become ready:\n{self.logs()}")

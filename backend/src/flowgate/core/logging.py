@@ -1,20 +1,36 @@
-"""Logging: one JSON object per line (or plain text), carrying the ``extra`` fields.
+"""Logging: one JSON object per line, or readable text lines, carrying the ``extra`` fields.
 
-Callers never pass secrets in messages or extras; the formatter also drops any extra whose name
-looks like a credential, as a second line of defence.
+``FLOWGATE_LOG_FORMAT``: ``json``, ``text`` (``HH:MM:SS LEVEL logger message key=value ...``) or
+``auto`` (text when stderr is a terminal, JSON otherwise, so people read text and log shippers get
+JSON). Callers never pass secrets in messages or extras; both formats also drop any extra whose
+name looks like a credential, as a second line of defence.
 """
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+# uvicorn's "color_message" repeats the message with ANSI colours.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD.add("color_message")
 _SECRET_WORDS = ("token", "password", "secret", "authorization", "api_key_value")
+
+
+def _extras(record: logging.LogRecord) -> Iterator[tuple[str, Any]]:
+    """The record's ``extra`` fields, minus any whose name looks like a credential."""
+    for key, value in record.__dict__.items():
+        if key in _STANDARD or key.startswith("_"):
+            continue
+        if any(w in key.lower() for w in _SECRET_WORDS) and not key.endswith("_id"):
+            continue
+        yield key, value
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,25 +41,59 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key in _STANDARD or key.startswith("_"):
-                continue
-            if any(w in key.lower() for w in _SECRET_WORDS) and not key.endswith("_id"):
-                continue
-            entry[key] = value
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # uvicorn's access log would print request lines; keep its errors, quiet the rest.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+class TextFormatter(logging.Formatter):
+    """``HH:MM:SS LEVEL logger message key=value ...`` (local time), then any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        parts = [when, f"{record.levelname:<7}", record.name, record.getMessage()]
+        for key, value in _extras(record):
+            shown = value if isinstance(value, str) and value and " " not in value else repr(value)
+            parts.append(f"{key}={shown}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def formatter(fmt: str = "auto") -> logging.Formatter:
+    """The formatter for a ``FLOWGATE_LOG_FORMAT`` value."""
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
+    return TextFormatter() if fmt == "text" else JsonFormatter()
+
+
+def logging_config(level: str = "INFO", fmt: str = "auto") -> dict[str, Any]:
+    """A :func:`logging.config.dictConfig` document: every logger to stderr in ``fmt``.
+
+    It is also handed to uvicorn, which applies it again in each worker process.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"flowgate": {"()": f"{__name__}.formatter", "fmt": fmt}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "flowgate",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        # uvicorn's access log would print request lines; keep its errors, quiet the rest.
+        # Alembic announces each of its plugins at INFO on every start.
+        "loggers": {
+            "uvicorn.access": {"level": "WARNING"},
+            "alembic.runtime.plugins": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    logging.config.dictConfig(logging_config(level, fmt))

@@ -7,6 +7,7 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,12 +21,14 @@ class Settings(BaseSettings):
     """Process configuration. Every field maps to ``FLOWGATE_<NAME>``.
 
     The secret key, when not given, is generated once and persisted in the data directory with
-    0600 permissions so tokens survive restarts; it is never logged.
+    0600 permissions so tokens survive restarts; it is never logged. In production it must be
+    given: a generated key lives in one data directory only, and losing it invalidates every
+    gateway token.
     """
 
     model_config = SettingsConfigDict(env_prefix="FLOWGATE_", extra="ignore")
 
-    environment: str = "production"
+    environment: str = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     data_dir: Path = Path("data")
@@ -34,7 +37,11 @@ class Settings(BaseSettings):
     public_url: str | None = None
     redis_url: str | None = None
     log_level: str = "INFO"
-    log_format: str = "json"
+    #: auto: readable lines when stderr is a terminal, JSON lines otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    #: ``flowgate serve`` migrates the schema before serving; when false it refuses to serve a
+    #: schema that is not at the newest migration (run ``flowgate db upgrade`` first).
+    migrate_on_start: bool = True
 
     bootstrap_admin_email: str = "admin@flowgate.local"
     bootstrap_admin_password: SecretStr | None = None
@@ -97,6 +104,12 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "FLOWGATE_SECRET_KEY must be at least 32 characters and not a placeholder"
                 )
+        elif self.environment == "production":
+            raise ValueError(
+                "FLOWGATE_ENVIRONMENT=production needs FLOWGATE_SECRET_KEY (a generated key would "
+                "exist in this data directory only), e.g. export FLOWGATE_SECRET_KEY="
+                "$(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return self
 
     @property
@@ -110,10 +123,16 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     @property
+    def listens_on_all_interfaces(self) -> bool:
+        return self.host in {"0.0.0.0", "::"}  # noqa: S104
+
+    @property
     def resolved_public_url(self) -> str:
+        """FLOWGATE_PUBLIC_URL, else this host and port (127.0.0.1 when listening on all
+        interfaces, which is wrong for any gateway on another machine)."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host  # noqa: S104
+        host = "127.0.0.1" if self.listens_on_all_interfaces else self.host
         return f"http://{host}:{self.port}"
 
     @property
