@@ -83,6 +83,15 @@ class ConfigChanged(Event):
     gateway_ids: tuple[uuid.UUID, ...]
 
 
+@dataclass(frozen=True)
+class DeploymentProgressed(Event):
+    """A deployment changed state, sent a batch, or its gateways reported progress."""
+
+    kind: ClassVar[str] = "deployment.progressed"
+    deployment_id: uuid.UUID
+    org_id: uuid.UUID
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -92,6 +101,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         GatewayChanged,
         RegistrationTokenRevoked,
         ConfigChanged,
+        DeploymentProgressed,
     )
 }
 

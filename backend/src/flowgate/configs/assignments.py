@@ -1,0 +1,158 @@
+"""Assignments: the one configuration each gateway should run, and reading it back.
+
+Written only by the deployments service (:mod:`flowgate.configs.deployments`); read by the
+REST config endpoint, the gateway views and the OpAMP agents (what to push).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from flowgate.configs.base import base_config_yaml, config_hash
+from flowgate.configs.models import (
+    ACTIVE_DEPLOYMENT_STATES,
+    Assignment,
+    ConfigTemplate,
+    ConfigVersion,
+    Deployment,
+)
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What a gateway should run. ``version`` None: the base configuration."""
+
+    gateway_id: uuid.UUID
+    config_yaml: str
+    content_type: str
+    config_hash: str
+    version: int | None
+    config_id: uuid.UUID | None
+    config_name: str | None
+    deployment_id: uuid.UUID | None
+    assigned_at: datetime | None
+
+
+def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+
+
+async def current(
+    session: AsyncSession, gateway_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Assignment]:
+    found: dict[uuid.UUID, Assignment] = {}
+    for chunk in _chunks(gateway_ids):
+        rows = await session.scalars(select(Assignment).where(Assignment.gateway_id.in_(chunk)))
+        found.update({a.gateway_id: a for a in rows})
+    return found
+
+
+async def assign(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    targets: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
+    now: datetime,
+) -> None:
+    """Make each ``(gateway, version)`` the gateway's assignment (insert or replace)."""
+    if not targets:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [
+        {
+            "gateway_id": gid,
+            "org_id": org_id,
+            "config_version_id": vid,
+            "deployment_id": deployment_id,
+            "assigned_at": now,
+        }
+        for gid, vid in targets
+    ]
+    for start in range(0, len(rows), CHUNK):
+        stmt = insert(Assignment).values(rows[start : start + CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Assignment.gateway_id],
+            set_={
+                "config_version_id": stmt.excluded.config_version_id,
+                "deployment_id": stmt.excluded.deployment_id,
+                "assigned_at": stmt.excluded.assigned_at,
+            },
+        )
+        await session.execute(stmt.execution_options(synchronize_session=False))
+
+
+async def desired_for(
+    session: AsyncSession, gateway_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Desired]:
+    """The desired configuration of each gateway that has an assignment."""
+    out: dict[uuid.UUID, Desired] = {}
+    for chunk in _chunks(gateway_ids):
+        rows = await session.execute(
+            select(Assignment, ConfigVersion, ConfigTemplate)
+            .outerjoin(ConfigVersion, ConfigVersion.id == Assignment.config_version_id)
+            .outerjoin(ConfigTemplate, ConfigTemplate.id == ConfigVersion.template_id)
+            .where(Assignment.gateway_id.in_(chunk))
+        )
+        for assignment, version, template in rows.all():
+            if version is None:
+                base = base_config_yaml()
+                out[assignment.gateway_id] = Desired(
+                    assignment.gateway_id,
+                    base,
+                    "text/yaml",
+                    config_hash(base),
+                    None,
+                    None,
+                    None,
+                    assignment.deployment_id,
+                    assignment.assigned_at,
+                )
+                continue
+            out[assignment.gateway_id] = Desired(
+                assignment.gateway_id,
+                version.config_yaml,
+                version.content_type,
+                version.config_hash,
+                version.version,
+                template.id if template else None,
+                template.name if template else None,
+                assignment.deployment_id,
+                assignment.assigned_at,
+            )
+    return out
+
+
+async def desired(session: AsyncSession, gateway_id: uuid.UUID) -> Desired | None:
+    return (await desired_for(session, [gateway_id])).get(gateway_id)
+
+
+async def template_in_use(session: AsyncSession, template_id: uuid.UUID) -> bool:
+    """Whether a gateway is assigned a version of the template, or an unfinished deployment
+    of it may still assign one (a template in use cannot be deleted)."""
+    assigned = await session.scalar(
+        select(Assignment.gateway_id)
+        .join(ConfigVersion, ConfigVersion.id == Assignment.config_version_id)
+        .where(ConfigVersion.template_id == template_id)
+        .limit(1)
+    )
+    if assigned is not None:
+        return True
+    active = await session.scalar(
+        select(Deployment.id)
+        .where(
+            Deployment.config_id == template_id,
+            Deployment.state.in_((*ACTIVE_DEPLOYMENT_STATES, "paused")),
+        )
+        .limit(1)
+    )
+    return active is not None
