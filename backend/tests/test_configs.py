@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,10 @@ def body_n(n: int) -> str:
     return V1.replace("grpc: {}", f"grpc:\n        endpoint: 0.0.0.0:{4000 + n}")
 
 
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
 def create(org: Org, name: str | None = None, **body: Any) -> dict[str, Any]:
     body["name"] = name or f"cfg-{uuid.uuid4().hex[:8]}"
     resp = org.admin.post("/api/v1/configs", params={"org_id": org.id}, json=body)
@@ -104,6 +109,10 @@ def test_templates_are_created_listed_renamed_and_deleted_with_their_versions(
     assert alpha["name"] == "alpha"
 
     assert push(org, created["id"], V1).status_code == 201
+    pushed = org.get(f"/api/v1/configs/{created['id']}").json()
+    # A new version is a change of the template.
+    assert parse_time(pushed["updated_at"]) > parse_time(created["updated_at"])
+    assert pushed["created_at"] == created["created_at"]
     listed = org.get("/api/v1/configs").json()
     assert [(t["name"], t["latest_version"]) for t in listed] == [("alpha", None), ("zeta", 1)]
     assert org.get(f"/api/v1/configs/{created['id']}").json()["latest_version"] == 1
@@ -158,6 +167,23 @@ def test_a_name_is_unique_within_an_organization(org: Org, superuser: httpx.Clie
     assert same.status_code == 200  # keeping one's own name is no conflict
     second = new_org(org.server, superuser)
     assert create(second, "shared")["org_id"] == second.id  # another org may use it
+
+
+def test_concurrent_creates_of_one_name_make_one_template(org: Org, server: LiveServer) -> None:
+    token = org.admin.headers["Authorization"]
+    workers = 8
+    barrier = threading.Barrier(workers)
+
+    def post(_: int) -> httpx.Response:
+        with httpx.Client(base_url=server.url, headers={"Authorization": token}, timeout=60) as h:
+            h.get("/healthz")
+            barrier.wait()
+            return h.post("/api/v1/configs", params={"org_id": org.id}, json={"name": "race"})
+
+    with ThreadPoolExecutor(workers) as pool:
+        codes = sorted(a.status_code for a in pool.map(post, range(workers)))
+    assert codes == [201] + [409] * (workers - 1)
+    assert [t["name"] for t in org.get("/api/v1/configs").json()] == ["race"]
 
 
 def test_versions_are_numbered_hashed_and_attributed(org: Org, server: LiveServer) -> None:
