@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -31,11 +32,13 @@ orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Registration tokens for gateways.", no_args_is_help=True)
+configs_app = typer.Typer(help="Configuration templates and their versions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(configs_app, name="configs")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -366,6 +369,117 @@ def tokens_create(
         return issued.token
 
     typer.echo(_run(action))
+
+
+OrgOption = Annotated[
+    str | None,
+    typer.Option("--org", help="organization name; may be left out when there is only one"),
+]
+
+
+async def _config_org(session: AsyncSession, name: str | None) -> Any:
+    """The organisation a ``configs`` command acts on: ``--org``, else the only one."""
+    from sqlalchemy import select
+
+    from flowgate.orgs import service as orgs
+    from flowgate.orgs.models import Organization
+
+    if name is not None:
+        return await orgs.get_org_by_name(session, name)
+    found = list(await session.scalars(select(Organization).limit(2)))
+    if len(found) != 1:
+        raise DomainError("There are several organizations: pass --org NAME")
+    return found[0]
+
+
+@configs_app.command("create")
+def configs_create(
+    name: str,
+    description: Annotated[str | None, typer.Option(help="what the configuration is for")] = None,
+    org: OrgOption = None,
+) -> None:
+    """Create an empty configuration template and print its id."""
+    from flowgate.configs import templates
+
+    async def action(session: AsyncSession) -> Any:
+        target = await _config_org(session, org)
+        return await templates.create(session, target.id, name.strip(), description)
+
+    typer.echo(str(_run(action).id))
+
+
+@configs_app.command("push-version")
+def configs_push_version(
+    name_or_id: Annotated[str, typer.Argument(metavar="NAME_OR_ID")],
+    file: Annotated[Path, typer.Option("--file", help="the configuration; - reads stdin")],
+    message: Annotated[str | None, typer.Option(help="what changed and why")] = None,
+    content_type: Annotated[
+        str, typer.Option(help="text/yaml (a collector configuration) or application/json")
+    ] = "text/yaml",
+    org: OrgOption = None,
+) -> None:
+    """Store the file as the template's next version and print the version number. An invalid
+    configuration stores nothing and prints its errors as ``line:column: message``."""
+    from flowgate.configs import versions
+
+    if content_type not in ("text/yaml", "application/json"):
+        err.print("[red]error:[/red] --content-type must be text/yaml or application/json")
+        raise typer.Exit(2)
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"[red]error:[/red] cannot read {file}: {exc}")
+        raise typer.Exit(2) from None
+    problems = versions.config_problems(text, content_type)
+    if problems:
+        for problem in problems:
+            where = f"{problem.line}:{problem.column}: " if problem.line is not None else ""
+            typer.echo(f"{where}{problem.message}", err=True)  # unwrapped: one line each
+        raise typer.Exit(1)
+
+    async def action(session: AsyncSession) -> int:
+        from flowgate.configs import templates
+
+        target = await _config_org(session, org)
+        template = await templates.resolve(session, target.id, name_or_id)
+        record = await versions.add_version(
+            session, target.id, template.id, text, content_type, message
+        )
+        return record.version
+
+    typer.echo(str(_run(action)))
+
+
+@configs_app.command("list")
+def configs_list(org: OrgOption = None) -> None:
+    """One line per template: id, name and latest version (- before the first)."""
+    from flowgate.configs import templates
+
+    async def action(session: AsyncSession) -> list[Any]:
+        target = await _config_org(session, org)
+        return await templates.list_templates(session, target.id)
+
+    for template in _run(action):
+        latest = "-" if template.latest_version is None else template.latest_version
+        typer.echo(f"{template.id}\t{template.name}\t{latest}")
+
+
+@configs_app.command("diff")
+def configs_diff(
+    name_or_id: Annotated[str, typer.Argument(metavar="NAME_OR_ID")],
+    from_version: Annotated[int, typer.Argument(metavar="FROM", min=1, max=2**31 - 1)],
+    to_version: Annotated[int, typer.Argument(metavar="TO", min=1, max=2**31 - 1)],
+    org: OrgOption = None,
+) -> None:
+    """Print the unified diff from version FROM to version TO (nothing when they are equal)."""
+    from flowgate.configs import templates, versions
+
+    async def action(session: AsyncSession) -> str:
+        target = await _config_org(session, org)
+        template = await templates.resolve(session, target.id, name_or_id)
+        return await versions.diff(session, target.id, template.id, from_version, to_version)
+
+    typer.echo(_run(action), nl=False)
 
 
 @app.command()
