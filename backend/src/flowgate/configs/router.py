@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from flowgate.auth.principal import OperatorAccess, ViewerAccess
 from flowgate.configs import templates, versions
@@ -26,8 +26,9 @@ from flowgate.configs.schemas import (
     VersionSummary,
 )
 from flowgate.core.deps import SessionDep
+from flowgate.core.routing import api_router
 
-router = APIRouter(prefix="/api/v1/configs", tags=["configs"])
+router = api_router(prefix="/api/v1/configs", tags=["configs"])
 
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="Version number")]
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import Header, Query, Response, status
 
 from flowgate.auth.principal import OperatorAccess, ViewerAccess
 from flowgate.configs import service as configs
 from flowgate.core.db import utcnow
 from flowgate.core.deps import SessionDep, SettingsDep, UowDep
 from flowgate.core.errors import InvalidRegistrationToken
+from flowgate.core.routing import api_router
 from flowgate.core.security import bearer_token
 from flowgate.gateways import queries, registration, repository, service, views
 from flowgate.gateways.deps import SummaryCacheDep
@@ -33,7 +34,7 @@ from flowgate.gateways.schemas import (
 )
 from flowgate.tokens import service as tokens
 
-router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
+router = api_router(prefix="/api/v1/gateways", tags=["gateways"])
 
 HealthFilter = Annotated[
     str | None, Query(pattern="^(" + "|".join(HEALTH_STATES) + ")$", description="health state")
@@ -206,7 +207,7 @@ async def push_gateway_config(
         created_by=access.principal.actor_id,
         content_type=body.content_type,
     )
-    live = views.is_connected(gateway) and gateway.transport == "opamp-ws"
+    live = views.takes_pushes(gateway)
     return RemoteConfigOut(
         gateway_id=gateway.id,
         config_version=record.version,

@@ -31,8 +31,16 @@ def check_instance(ident: GatewayIdentity, instance_id: str) -> None:
         raise InstanceMismatch()
 
 
-def heartbeat(presence: Presence, ident: GatewayIdentity, body: HeartbeatRequest | None) -> None:
-    """Record a REST heartbeat in memory; the presence flusher writes it."""
+async def heartbeat(
+    presence: Presence, ident: GatewayIdentity, body: HeartbeatRequest | None
+) -> None:
+    """Record a REST heartbeat in memory; the presence flusher writes it in a batch.
+
+    A heartbeat that changes the gateway's status (its first one, or the first after it was
+    offline) is written before it is answered, so whoever sees the answer — the gateway's
+    script, a person following the quick start — finds the gateway active and healthy at once.
+    Transitions are rare (once per gateway start), so this costs nothing at steady state.
+    """
     assert ident.token_digest is not None  # authenticated identities always have one
     now = utcnow()
     if presence.known_status(ident.gateway_id) is None:
@@ -54,7 +62,8 @@ def heartbeat(presence: Presence, ident: GatewayIdentity, body: HeartbeatRequest
                 **body.config_status.model_dump(),
                 "reported_at": now.isoformat(),
             }
-    presence.record(ident.gateway_id, ident.token_digest, metadata=metadata, **values)
+    if presence.record(ident.gateway_id, ident.token_digest, metadata=metadata, **values):
+        await presence.flush()
 
 
 async def update(uow: UnitOfWork, gateway: Gateway, body: GatewayUpdate) -> None:

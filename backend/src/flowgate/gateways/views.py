@@ -159,6 +159,17 @@ def is_connected(gateway: Gateway) -> bool:
     return gateway.transport in OPAMP_TRANSPORTS and gateway.status == GatewayStatus.active
 
 
+def takes_pushes(gateway: Gateway) -> bool:
+    """The gateway holds a live WebSocket (on some replica) and accepts remote configuration,
+    so a new configuration is pushed to it as soon as it is committed."""
+    capabilities = (gateway.extra_metadata or {}).get("capabilities") or []
+    return (
+        is_connected(gateway)
+        and gateway.transport == "opamp-ws"
+        and "AcceptsRemoteConfig" in capabilities
+    )
+
+
 def agent_out(gateway: Gateway) -> AgentOut | None:
     state = gateway.opamp_state
     if not state:
