@@ -73,6 +73,7 @@ class Call:
     path: str
     ok: int
     body: Any = None
+    query: dict[str, Any] | None = None
 
 
 def calls(org: Org) -> dict[str, Callable[[], Call]]:
@@ -107,6 +108,19 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
         "service: {pipelines: {traces: {receivers: [otlp], exporters: [debug]}}}\n"
     )
     new_user = {"email": "", "password": "password-123", "role": "viewer"}
+
+    def template(versions: int = 0) -> str:
+        resp = org.admin.post(
+            "/api/v1/configs", params={"org_id": org.id}, json={"name": uuid.uuid4().hex}
+        )
+        cid: str = resp.json()["id"]
+        for _ in range(versions):
+            org.admin.post(
+                f"/api/v1/configs/{cid}/versions",
+                params={"org_id": org.id},
+                json={"config_yaml": config},
+            )
+        return cid
 
     def create_user() -> Call:
         body = {**new_user, "email": f"n-{uuid.uuid4().hex[:8]}@example.com"}
@@ -153,6 +167,31 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
         "list_api_keys": lambda: Call("admin", "GET", "/api/v1/api-keys", 200),
         "create_api_key": lambda: Call("admin", "POST", "/api/v1/api-keys", 201, {"name": "k"}),
         "revoke_api_key": lambda: Call("admin", "DELETE", f"/api/v1/api-keys/{key_id()}", 200),
+        "list_configs": lambda: Call("viewer", "GET", "/api/v1/configs", 200),
+        "create_config": lambda: Call(
+            "operator", "POST", "/api/v1/configs", 201, {"name": uuid.uuid4().hex}
+        ),
+        "get_config": lambda: Call("viewer", "GET", f"/api/v1/configs/{template()}", 200),
+        "update_config": lambda: Call(
+            "operator", "PATCH", f"/api/v1/configs/{template()}", 200, {"description": "d"}
+        ),
+        "delete_config": lambda: Call("operator", "DELETE", f"/api/v1/configs/{template()}", 204),
+        "create_config_version": lambda: Call(
+            "operator",
+            "POST",
+            f"/api/v1/configs/{template()}/versions",
+            201,
+            {"config_yaml": config},
+        ),
+        "list_config_versions": lambda: Call(
+            "viewer", "GET", f"/api/v1/configs/{template(1)}/versions", 200
+        ),
+        "get_config_version": lambda: Call(
+            "viewer", "GET", f"/api/v1/configs/{template(1)}/versions/1", 200
+        ),
+        "diff_config_versions": lambda: Call(
+            "viewer", "GET", f"/api/v1/configs/{template(1)}/diff", 200, query={"from": 1, "to": 1}
+        ),
     }
 
 
@@ -181,7 +220,8 @@ def test_role_matrix(org: Org, kind: str, role: str) -> None:
     with principal(org, kind, role) as who:
         for op_id, build in builders.items():
             call = build()
-            resp = who.request(call.method, call.path, params={"org_id": org.id}, json=call.body)
+            params = {"org_id": org.id, **(call.query or {})}
+            resp = who.request(call.method, call.path, params=params, json=call.body)
             if RANK[role] >= RANK[call.minimum]:
                 assert resp.status_code == call.ok, (op_id, resp.text)
             else:

@@ -666,3 +666,14 @@ async def test_opamp_enrolment_with_a_report_that_cannot_be_stored_enrols_nothin
         await agent.close()
     assert org.get("/api/v1/gateways").json()["summary"]["total"] == 0
     assert await asyncio.to_thread(token_uses, org, created["id"]) == 0
+
+
+def test_a_body_too_deep_to_parse_is_422_with_the_reason(org: Org) -> None:
+    created = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, json={"name": "t"}
+    ).json()
+    body = b'{"name": "gw", "instance_id": "deeper", "metadata": ' + deep_object(5000) + b"}"
+    resp = raw_post(org, "/api/v1/gateways", body, created["token"])
+    assert resp.status_code == 422, resp.text[:300]
+    assert "nested too deeply" in resp.json()["detail"]
+    assert token_uses(org, created["id"]) == 0

@@ -65,7 +65,9 @@ class ApplyingAgent:
             status=status,
             error_message="exporter debug: unknown verbosity 'loud'" if failing else "",
         )
-        await self.agent.send(self.agent.message(remote_config_status=self.agent.remote_config_status))
+        await self.agent.send(
+            self.agent.message(remote_config_status=self.agent.remote_config_status)
+        )
 
     async def _loop(self) -> None:
         assert self.agent.ws is not None

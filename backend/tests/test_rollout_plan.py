@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowgate.configs.plan import PlanError, batch_size, plan
+from flowgate.deployments.plan import PlanError, batch_size, plan
 
 IDS = [uuid.UUID(int=i) for i in range(1, 21)]
 

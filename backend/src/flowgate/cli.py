@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -31,11 +33,13 @@ orgs_app = typer.Typer(help="Organizations.", no_args_is_help=True)
 users_app = typer.Typer(help="Users.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Registration tokens for gateways.", no_args_is_help=True)
+configs_app = typer.Typer(help="Configuration templates and their versions.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="api-keys")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(configs_app, name="configs")
 
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -92,6 +96,15 @@ def _prepare_database(settings: Settings, *, migrate: bool = True) -> None:
 def _run(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Migrate, then run ``action`` in one unit of work (committed when it returns; its events
     reach running servers over Redis when ``FLOWGATE_REDIS_URL`` is set); domain errors exit 1."""
+
+    async def with_session(uow: Any) -> T:
+        return await action(uow.session)
+
+    return _run_work(with_session)
+
+
+def _run_work(action: Callable[[Any], Awaitable[T]]) -> T:
+    """Like :func:`_run`, handing ``action`` the unit of work itself."""
     from flowgate.core.uow import UnitOfWork
     from flowgate.fleet.bus import Bus
 
@@ -104,7 +117,7 @@ def _run(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
         await bus.start()
         try:
             async with UnitOfWork(db.sessionmaker, bus.publish) as uow:
-                return await action(uow.session)
+                return await action(uow)
         finally:
             await bus.stop()
             await db.dispose()
@@ -368,6 +381,117 @@ def tokens_create(
     typer.echo(_run(action))
 
 
+OrgOption = Annotated[
+    str | None,
+    typer.Option("--org", help="organization name; may be left out when there is only one"),
+]
+
+
+async def _config_org(session: AsyncSession, name: str | None) -> Any:
+    """The organisation a ``configs`` command acts on: ``--org``, else the only one."""
+    from sqlalchemy import select
+
+    from flowgate.orgs import service as orgs
+    from flowgate.orgs.models import Organization
+
+    if name is not None:
+        return await orgs.get_org_by_name(session, name)
+    found = list(await session.scalars(select(Organization).limit(2)))
+    if len(found) != 1:
+        raise DomainError("There are several organizations: pass --org NAME")
+    return found[0]
+
+
+@configs_app.command("create")
+def configs_create(
+    name: str,
+    description: Annotated[str | None, typer.Option(help="what the configuration is for")] = None,
+    org: OrgOption = None,
+) -> None:
+    """Create an empty configuration template and print its id."""
+    from flowgate.configs import templates
+
+    async def action(session: AsyncSession) -> Any:
+        target = await _config_org(session, org)
+        return await templates.create(session, target.id, name.strip(), description)
+
+    typer.echo(str(_run(action).id))
+
+
+@configs_app.command("push-version")
+def configs_push_version(
+    name_or_id: Annotated[str, typer.Argument(metavar="NAME_OR_ID")],
+    file: Annotated[Path, typer.Option("--file", help="the configuration; - reads stdin")],
+    message: Annotated[str | None, typer.Option(help="what changed and why")] = None,
+    content_type: Annotated[
+        str, typer.Option(help="text/yaml (a collector configuration) or application/json")
+    ] = "text/yaml",
+    org: OrgOption = None,
+) -> None:
+    """Store the file as the template's next version and print the version number. An invalid
+    configuration stores nothing and prints its errors as ``line:column: message``."""
+    from flowgate.configs import versions
+
+    if content_type not in ("text/yaml", "application/json"):
+        err.print("[red]error:[/red] --content-type must be text/yaml or application/json")
+        raise typer.Exit(2)
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        err.print(f"[red]error:[/red] cannot read {file}: {exc}")
+        raise typer.Exit(2) from None
+    problems = versions.config_problems(text, content_type)
+    if problems:
+        for problem in problems:
+            where = f"{problem.line}:{problem.column}: " if problem.line is not None else ""
+            typer.echo(f"{where}{problem.message}", err=True)  # unwrapped: one line each
+        raise typer.Exit(1)
+
+    async def action(session: AsyncSession) -> int:
+        from flowgate.configs import templates
+
+        target = await _config_org(session, org)
+        template = await templates.resolve(session, target.id, name_or_id)
+        record = await versions.add_version(
+            session, target.id, template.id, text, content_type, message
+        )
+        return record.version
+
+    typer.echo(str(_run(action)))
+
+
+@configs_app.command("list")
+def configs_list(org: OrgOption = None) -> None:
+    """One line per template: id, name and latest version (- before the first)."""
+    from flowgate.configs import templates
+
+    async def action(session: AsyncSession) -> list[Any]:
+        target = await _config_org(session, org)
+        return await templates.list_templates(session, target.id)
+
+    for template in _run(action):
+        latest = "-" if template.latest_version is None else template.latest_version
+        typer.echo(f"{template.id}\t{template.name}\t{latest}")
+
+
+@configs_app.command("diff")
+def configs_diff(
+    name_or_id: Annotated[str, typer.Argument(metavar="NAME_OR_ID")],
+    from_version: Annotated[int, typer.Argument(metavar="FROM", min=1, max=2**31 - 1)],
+    to_version: Annotated[int, typer.Argument(metavar="TO", min=1, max=2**31 - 1)],
+    org: OrgOption = None,
+) -> None:
+    """Print the unified diff from version FROM to version TO (nothing when they are equal)."""
+    from flowgate.configs import templates, versions
+
+    async def action(session: AsyncSession) -> str:
+        target = await _config_org(session, org)
+        template = await templates.resolve(session, target.id, name_or_id)
+        return await versions.diff(session, target.id, template.id, from_version, to_version)
+
+    typer.echo(_run(action), nl=False)
+
+
 @app.command()
 def openapi() -> None:
     """Print the OpenAPI document (no server or database needed)."""
@@ -379,3 +503,133 @@ def openapi() -> None:
 
 def main() -> None:
     app()
+
+
+@app.command()
+def deploy(
+    config: Annotated[str, typer.Argument(metavar="CONFIG", help="template name or id")],
+    version: Annotated[int | None, typer.Option(min=1, help="default: the newest")] = None,
+    selector: Annotated[str | None, typer.Option(help="label selector, e.g. env=prod")] = None,
+    gateway: Annotated[list[str] | None, typer.Option(help="a gateway id (repeatable)")] = None,
+    all_gateways: Annotated[bool, typer.Option("--all", help="every gateway of the org")] = False,
+    staged: Annotated[
+        str | None, typer.Option(help='batches, e.g. "1,10%,100%" (default: all at once)')
+    ] = None,
+    max_failed: Annotated[int, typer.Option(min=0)] = 0,
+    batch_timeout: Annotated[int, typer.Option(min=1, help="seconds per batch")] = 300,
+    canary: Annotated[str | None, typer.Option(help="selector of the first batch")] = None,
+    auto_rollback: Annotated[bool, typer.Option(help="roll back when it fails")] = False,
+    wait: Annotated[bool, typer.Option(help="follow the rollout to its end")] = True,
+    org: OrgOption = None,
+) -> None:
+    """Deploy a configuration version and follow the rollout with a progress bar.
+
+    The deployment is recorded here and driven by the running FlowGate server(s) on the same
+    database (they send each batch to their agents). Exit status: 0 when it completes, 1 when
+    it fails, is cancelled or is rolled back.
+    """
+    from pydantic import ValidationError as BodyError
+
+    from flowgate.configs import templates
+    from flowgate.deployments import service as deployments
+    from flowgate.deployments.schemas import DeploymentCreate
+
+    target: dict[str, Any]
+    chosen = [bool(selector), bool(gateway), all_gateways]
+    if sum(chosen) != 1:
+        err.print("[red]error:[/red] pass exactly one of --selector, --gateway or --all")
+        raise typer.Exit(2)
+    if selector:
+        target = {"selector": selector}
+    elif gateway:
+        target = {"gateway_ids": gateway}
+    else:
+        target = {"all": True}
+    strategy: dict[str, Any] = {"type": "all-at-once"}
+    if staged:
+        batches: list[int | str] = [
+            int(b) if b.strip().isdigit() else b.strip() for b in staged.split(",") if b.strip()
+        ]
+        strategy = {
+            "type": "staged",
+            "batches": batches,
+            "max_failed": max_failed,
+            "batch_timeout_seconds": batch_timeout,
+            "canary_selector": canary,
+        }
+
+    async def create(uow: Any) -> tuple[str, int]:
+        session = uow.session
+        target_org = await _config_org(session, org)
+        template = await templates.resolve(session, target_org.id, config)
+        try:
+            body = DeploymentCreate(
+                config_id=template.id,
+                version=version,
+                target=target,
+                strategy=strategy,
+                auto_rollback=auto_rollback,
+                message="flowgate deploy",
+            )
+        except BodyError as exc:
+            raise DomainError("; ".join(e["msg"] for e in exc.errors())) from None
+        plan = await deployments.prepare(session, target_org.id, body)
+        created = await deployments.create(uow, plan, None, send_first=False)
+        return str(created.id), len(plan.targets)
+
+    deployment_id, total = _run_work(create)
+    typer.echo(deployment_id)
+    if wait:
+        raise typer.Exit(_follow(uuid.UUID(deployment_id), total))
+
+
+def _follow(deployment_id: uuid.UUID, total: int) -> int:
+    """Show the rollout until it ends; the exit status for ``deploy``."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from flowgate.configs.models import Deployment, DeploymentState
+    from flowgate.deployments import service as deployments
+
+    ended = {
+        DeploymentState.completed: 0,
+        DeploymentState.failed: 1,
+        DeploymentState.cancelled: 1,
+        DeploymentState.rolled_back: 1,
+    }
+
+    async def look(session: AsyncSession) -> tuple[Deployment | None, dict[str, int]]:
+        found = await session.get(Deployment, deployment_id)
+        counts = await deployments.counts(session, [deployment_id])
+        return found, counts[deployment_id]
+
+    started = time.monotonic()
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
+    ) as progress:
+        task = progress.add_task("deploying", total=total)
+        while True:
+            found, counts = _run(look)
+            if found is None:
+                err.print("[red]error:[/red] the deployment is gone")
+                return 1
+            done = counts["applied"] + counts["failed"] + counts["superseded"]
+            progress.update(
+                task,
+                completed=done,
+                description=f"{found.state.value} (batch {found.current_batch + 1}/"
+                f"{found.batch_count}, {counts['failed']} failed)",
+            )
+            if found.state in ended:
+                break
+            if found.state == DeploymentState.pending and time.monotonic() - started > 15:
+                err.print(
+                    "[yellow]warning:[/yellow] nothing has picked the deployment up: is a "
+                    "FlowGate server running on this database?"
+                )
+                started = time.monotonic()
+            time.sleep(0.5)
+    if found.reason:
+        err.print(f"{found.state.value}: {found.reason}")
+    return ended[found.state]

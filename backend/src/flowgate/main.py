@@ -78,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     from flowgate.auth.router import router as people_router
+    from flowgate.configs.router import router as configs_router
+    from flowgate.deployments.router import gateway_router as push_router
+    from flowgate.deployments.router import router as deployments_router
     from flowgate.gateways.agent_router import router as agent_router
     from flowgate.gateways.router import router as gateways_router
     from flowgate.opamp.transport import mount_opamp
@@ -87,6 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens_router)
     app.include_router(gateways_router)
     app.include_router(agent_router)
+    app.include_router(configs_router)
+    app.include_router(deployments_router)
+    app.include_router(push_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")

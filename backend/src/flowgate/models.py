@@ -1,6 +1,12 @@
 """Every mapped table, imported in one place for Alembic and the CLI."""
 
-from flowgate.configs.models import GatewayRemoteConfig
+from flowgate.configs.models import (
+    Assignment,
+    ConfigTemplate,
+    ConfigVersion,
+    Deployment,
+    DeploymentTarget,
+)
 from flowgate.core.db import Base
 from flowgate.core.quarantine import QuarantinedValue
 from flowgate.gateways.models import Gateway, GatewayStatus
@@ -9,9 +15,13 @@ from flowgate.tokens.models import RegistrationToken
 
 __all__ = [
     "ApiKey",
+    "Assignment",
     "Base",
+    "ConfigTemplate",
+    "ConfigVersion",
+    "Deployment",
+    "DeploymentTarget",
     "Gateway",
-    "GatewayRemoteConfig",
     "GatewayStatus",
     "Membership",
     "Organization",

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flowgate.configs.reports import RolloutReports
 from flowgate.core.db import Database
 from flowgate.core.events import (
     ConfigChanged,
@@ -20,6 +21,7 @@ from flowgate.core.events import (
 )
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork, unit_of_work_factory
+from flowgate.deployments.rollout import RolloutDriver
 from flowgate.fleet.bus import Bus
 from flowgate.gateways.identity import IdentityCache
 from flowgate.gateways.presence import Presence
@@ -27,6 +29,9 @@ from flowgate.gateways.queries import SummaryCache
 from flowgate.opamp.agents import OpAMPAgents
 from flowgate.opamp.auth import Admission, Authenticator
 from flowgate.opamp.store import AgentStore
+
+#: How long rollout reports (agents applying a config) gather before they are written.
+REPORT_FLUSH_SECONDS = 0.2
 
 
 @dataclass
@@ -40,14 +45,20 @@ class Runtime:
     summaries: SummaryCache
     authenticator: Authenticator
     agents: OpAMPAgents
+    reports: RolloutReports
+    rollouts: RolloutDriver
 
     async def start(self) -> None:
         await self.bus.start()
         self.presence.start()
+        self.reports.start()
+        self.rollouts.start()
         await self.agents.start()
 
     async def stop(self) -> None:
         await self.agents.stop()
+        await self.rollouts.stop()
+        await self.reports.stop()
         await self.presence.stop()
         await self.bus.stop()
         await self.db.dispose()
@@ -60,6 +71,7 @@ class Runtime:
         state.presence = self.presence
         state.identities = self.identities
         state.summary_cache = self.summaries
+        state.reports = self.reports
         state.runtime = self
 
 
@@ -79,7 +91,9 @@ def build_runtime(settings: Settings) -> Runtime:
     summaries = SummaryCache(settings.summary_cache_seconds)
     admission = Admission(settings.opamp_db_concurrency, settings.opamp_max_queued)
     authenticator = Authenticator(settings, identities, unit_of_work, admission)
-    agents = OpAMPAgents(settings, AgentStore(settings, unit_of_work, presence), admission)
+    rollouts = RolloutDriver(unit_of_work, settings.rollout_tick_seconds)
+    reports = RolloutReports(unit_of_work, REPORT_FLUSH_SECONDS, on_written=rollouts.wake)
+    agents = OpAMPAgents(settings, AgentStore(settings, unit_of_work, presence), admission, reports)
 
     async def org_changed(event: GatewayRevoked | GatewayRegistered) -> None:
         summaries.invalidate(event.org_id)
@@ -109,4 +123,6 @@ def build_runtime(settings: Settings) -> Runtime:
         summaries=summaries,
         authenticator=authenticator,
         agents=agents,
+        reports=reports,
+        rollouts=rollouts,
     )

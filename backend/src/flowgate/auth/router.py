@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from flowgate.auth.principal import AdminAccess, PrincipalDep
 from flowgate.auth.throttle import LoginThrottleDep, client_address
 from flowgate.core.deps import SessionDep, SettingsDep
 from flowgate.core.errors import DomainError, Forbidden, NotAuthenticated
+from flowgate.core.routing import api_router
 from flowgate.core.security import access_token, verify_password
 from flowgate.orgs import service
 from flowgate.orgs.models import Membership, Organization, Role, User
@@ -30,7 +31,7 @@ from flowgate.orgs.schemas import (
     UserCreate,
 )
 
-router = APIRouter(prefix="/api/v1")
+router = api_router(prefix="/api/v1")
 
 
 def _member(user: User, role: Role) -> MemberOut:

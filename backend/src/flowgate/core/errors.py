@@ -81,6 +81,10 @@ class UnstorableValue(DomainError):
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":  # say why, not just "JSON decode error"
+            reason = (err.get("ctx") or {}).get("error") or "not valid JSON"
+            parts.append(f"body is not valid JSON: {reason} (at character {err['loc'][-1]})")
+            continue
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
     return "; ".join(parts) or "Invalid request"

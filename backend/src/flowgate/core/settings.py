@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     #: After n failures an account waits base * 2**(n-1) seconds before the next try (0 = off).
     login_delay_base_seconds: float = Field(default=1.0, ge=0)
 
+    #: How often each replica checks the rollouts it drives (batches, timeouts, failures).
+    rollout_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)
     summary_cache_seconds: float = Field(default=2.0, ge=0)

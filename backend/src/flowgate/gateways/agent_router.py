@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header
+from fastapi import Body, Header
 
 from flowgate.core.deps import SessionDep
+from flowgate.core.routing import api_router
 from flowgate.core.security import bearer_token
 from flowgate.gateways import repository, service, views
-from flowgate.gateways.deps import IdentitiesDep, PresenceDep
+from flowgate.gateways.deps import IdentitiesDep, PresenceDep, ReportsDep
 from flowgate.gateways.schemas import ConfigOut, HeartbeatRequest, HeartbeatResponse
 
-router = APIRouter(prefix="/api/v1/opamp", tags=["agent"])
+router = api_router(prefix="/api/v1/opamp", tags=["agent"])
 
 AuthHeader = Annotated[str | None, Header(include_in_schema=False)]
 
@@ -23,12 +24,13 @@ async def gateway_heartbeat(
     session: SessionDep,
     identities: IdentitiesDep,
     presence: PresenceDep,
+    reports: ReportsDep,
     body: Annotated[HeartbeatRequest | None, Body()] = None,
     authorization: AuthHeader = None,
 ) -> HeartbeatResponse:
     ident = await identities.authenticate(session, bearer_token(authorization))
     service.check_instance(ident, instance_id)
-    service.heartbeat(presence, ident, body)
+    await service.heartbeat(presence, reports, ident, body)
     return HeartbeatResponse(gateway_id=ident.gateway_id)
 
 

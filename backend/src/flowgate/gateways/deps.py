@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from flowgate.configs.reports import RolloutReports
 from flowgate.gateways.identity import IdentityCache
 from flowgate.gateways.presence import Presence
 from flowgate.gateways.queries import SummaryCache
@@ -26,6 +27,12 @@ def get_summary_cache(request: Request) -> SummaryCache:
     return cache
 
 
+def get_reports(request: Request) -> RolloutReports:
+    reports: RolloutReports = request.app.state.reports
+    return reports
+
+
 PresenceDep = Annotated[Presence, Depends(get_presence)]
+ReportsDep = Annotated[RolloutReports, Depends(get_reports)]
 IdentitiesDep = Annotated[IdentityCache, Depends(get_identities)]
 SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]

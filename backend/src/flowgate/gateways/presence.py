@@ -96,14 +96,16 @@ class Presence:
         metadata: dict[str, Any] | None = None,
         urgent: bool = False,
         **values: Any,
-    ) -> None:
+    ) -> bool:
         """Buffer new values for a gateway, accepted with credential digest ``guard``. A status
-        different from the known one, or ``urgent``, makes the next flush happen now."""
+        different from the known one, or ``urgent``, makes the next flush happen now; returns
+        whether the status changes (a transition)."""
         unknown = set(values) - repository.PRESENCE_COLUMNS
         if unknown:
             raise ValueError(f"not a buffered column: {sorted(unknown)}")
         status = values.get("status")
-        if status is not None and status != self.known_status(gateway_id):
+        transition = status is not None and status != self.known_status(gateway_id)
+        if transition:
             urgent = True
             if status == GatewayStatus.active and "active_since" not in values:
                 values["active_since"] = values.get("last_seen")
@@ -116,6 +118,7 @@ class Presence:
             pending.metadata.update(metadata)
         if urgent:
             self._wake.set()
+        return transition
 
     def pending_for(self, gateway_id: uuid.UUID) -> Pending | None:
         return self._pending.get(gateway_id)

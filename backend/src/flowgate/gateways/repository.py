@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, bindparam, case, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +25,9 @@ from flowgate.gateways.health import (
     health_condition,
 )
 from flowgate.gateways.models import Gateway, GatewayStatus
+
+if TYPE_CHECKING:
+    from flowgate.gateways.selectors import Selector
 
 #: Columns that presence (heartbeats, OpAMP state) may write in batches.
 PRESENCE_COLUMNS = frozenset(
@@ -173,3 +176,44 @@ async def write_presence(session: AsyncSession, rows: Sequence[PresenceRow], now
         )
         await session.execute(stmt, params_list)
     return len(groups)
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """A gateway a deployment may target: what planning and the component check need."""
+
+    gateway_id: uuid.UUID
+    name: str
+    labels: dict[str, str]
+    available_components: dict[str, Any] | None
+
+
+async def deployment_targets(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    *,
+    ids: Sequence[uuid.UUID] | None = None,
+    selector: Selector | None = None,
+) -> list[TargetRow]:
+    """The organisation's gateways among ``ids``, or matching ``selector``, or all of them, in
+    the stable rollout order (name, then id). Only the components part of the OpAMP state is
+    read, so this stays light for 100k gateways."""
+    components = Gateway.opamp_state["available_components"]
+    query = select(Gateway.id, Gateway.name, Gateway.labels, components).where(
+        Gateway.org_id == org_id
+    )
+    if selector is not None:
+        query = query.where(selector.to_sql(Gateway.id, org_id))
+    rows: list[Any] = []
+    if ids is not None:
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), 1000):
+            chunk = query.where(Gateway.id.in_(wanted[start : start + 1000]))
+            rows.extend((await session.execute(chunk)).all())
+        rows.sort(key=lambda r: (r[1], r[0]))
+    else:
+        rows = list((await session.execute(query.order_by(Gateway.name, Gateway.id))).all())
+    return [
+        TargetRow(gid, name, dict(labels or {}), comps if isinstance(comps, dict) else None)
+        for gid, name, labels, comps in rows
+    ]

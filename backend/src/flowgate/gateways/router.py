@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import Header, Query, Response, status
 
 from flowgate.auth.principal import OperatorAccess, ViewerAccess
-from flowgate.configs import service as configs
 from flowgate.core.db import utcnow
 from flowgate.core.deps import SessionDep, SettingsDep, UowDep
 from flowgate.core.errors import InvalidRegistrationToken
+from flowgate.core.routing import api_router
 from flowgate.core.security import bearer_token
 from flowgate.gateways import queries, registration, repository, service, views
 from flowgate.gateways.deps import SummaryCacheDep
@@ -26,14 +26,12 @@ from flowgate.gateways.schemas import (
     GatewayUpdate,
     HealthOut,
     MetricsOut,
-    RemoteConfigOut,
-    RemoteConfigPush,
     StatusOut,
     VersionOut,
 )
 from flowgate.tokens import service as tokens
 
-router = APIRouter(prefix="/api/v1/gateways", tags=["gateways"])
+router = api_router(prefix="/api/v1/gateways", tags=["gateways"])
 
 HealthFilter = Annotated[
     str | None, Query(pattern="^(" + "|".join(HEALTH_STATES) + ")$", description="health state")
@@ -184,33 +182,3 @@ async def deactivate_gateway(
 async def delete_gateway(gateway_id: uuid.UUID, access: OperatorAccess, uow: UowDep) -> None:
     gateway = await repository.get(uow.session, access.org_id, gateway_id)
     await service.delete(uow, gateway)
-
-
-@router.put("/{gateway_id}/remote-config", operation_id="push_gateway_config")
-async def push_gateway_config(
-    gateway_id: uuid.UUID,
-    body: RemoteConfigPush,
-    access: OperatorAccess,
-    uow: UowDep,
-) -> RemoteConfigOut:
-    """Store a new config version for the gateway and deliver it: over its live OpAMP
-    WebSocket (on whichever replica holds it) as soon as this call commits, to OpAMP HTTP
-    agents on their next poll, and to REST gateways via
-    ``GET /api/v1/opamp/config/{instance_id}``."""
-    gateway = await repository.get(uow.session, access.org_id, gateway_id)
-    record = await configs.push_config(
-        uow,
-        gateway_id=gateway.id,
-        org_id=gateway.org_id,
-        config_yaml=body.config_yaml,
-        created_by=access.principal.actor_id,
-        content_type=body.content_type,
-    )
-    live = views.is_connected(gateway) and gateway.transport == "opamp-ws"
-    return RemoteConfigOut(
-        gateway_id=gateway.id,
-        config_version=record.version,
-        config_hash=record.config_hash,
-        created_at=record.created_at,
-        delivery="pushed" if live else "queued",
-    )

@@ -133,15 +133,26 @@ class EffectiveConfigOut(BaseModel):
 
 
 class ConfigOut(BaseModel):
+    """The configuration the gateway should run (its assignment), and what it reports."""
+
     config_yaml: str
-    config_version: int | None
-    deployment_id: uuid.UUID | None
+    config_version: int | None = Field(description="the template version (None: base config)")
+    deployment_id: uuid.UUID | None = Field(description="the deployment that assigned it")
+    config_id: uuid.UUID | None = None
+    config_name: str | None = None
     last_updated: datetime | None
-    source: str = Field(description='"remote" (pushed to this gateway) or "base" (the fallback)')
+    source: str = Field(
+        description='"remote" (a deployed template version) or "base" (the fallback)'
+    )
     config_hash: str
     applied_config_version: int | None = None
     remote_config_status: ConfigStatusOut | None = None
     effective: EffectiveConfigOut | None = None
+    drift: bool = Field(
+        default=False,
+        description="the agent reported applying the desired config, but the effective config "
+        "it reports differs from it",
+    )
 
 
 class MetricsOut(BaseModel):
@@ -240,4 +251,6 @@ class RemoteConfigOut(BaseModel):
     config_version: int
     config_hash: str
     created_at: datetime
+    config_id: uuid.UUID = Field(description="the gateway's own template (gateway:<instance_id>)")
+    deployment_id: uuid.UUID
     delivery: str = Field(description='"pushed" (sent over a live WebSocket), "queued" otherwise')

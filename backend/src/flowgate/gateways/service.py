@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flowgate.configs.models import TargetState
+from flowgate.configs.reports import Report, RolloutReports
 from flowgate.core.db import utcnow
 from flowgate.core.errors import InstanceMismatch
 from flowgate.core.events import GatewayChanged, GatewayRevoked
@@ -31,8 +33,19 @@ def check_instance(ident: GatewayIdentity, instance_id: str) -> None:
         raise InstanceMismatch()
 
 
-def heartbeat(presence: Presence, ident: GatewayIdentity, body: HeartbeatRequest | None) -> None:
-    """Record a REST heartbeat in memory; the presence flusher writes it."""
+async def heartbeat(
+    presence: Presence,
+    reports: RolloutReports,
+    ident: GatewayIdentity,
+    body: HeartbeatRequest | None,
+) -> None:
+    """Record a REST heartbeat in memory; the presence flusher writes it in a batch.
+
+    A heartbeat that changes the gateway's status (its first one, or the first after it was
+    offline) is written before it is answered, so whoever sees the answer — the gateway's
+    script, a person following the quick start — finds the gateway active and healthy at once.
+    Transitions are rare (once per gateway start), so this costs nothing at steady state.
+    """
     assert ident.token_digest is not None  # authenticated identities always have one
     now = utcnow()
     if presence.known_status(ident.gateway_id) is None:
@@ -54,7 +67,31 @@ def heartbeat(presence: Presence, ident: GatewayIdentity, body: HeartbeatRequest
                 **body.config_status.model_dump(),
                 "reported_at": now.isoformat(),
             }
-    presence.record(ident.gateway_id, ident.token_digest, metadata=metadata, **values)
+    if body is not None:
+        _report_rollout(reports, ident, body)
+    if presence.record(ident.gateway_id, ident.token_digest, metadata=metadata, **values):
+        await presence.flush()
+
+
+def _report_rollout(
+    reports: RolloutReports, ident: GatewayIdentity, body: HeartbeatRequest
+) -> None:
+    """What the gateway says it runs moves its rollout: ``config_status`` when it sends one,
+    else a ``config_version`` means that version is applied."""
+    if body.config_status is not None:
+        version = body.config_status.config_version
+        if version is None:
+            version = body.config_version
+        reports.record(
+            Report(
+                ident.gateway_id,
+                TargetState(body.config_status.status),
+                version=version,
+                error_message=body.config_status.error_message,
+            )
+        )
+    elif body.config_version is not None:
+        reports.record(Report(ident.gateway_id, TargetState.applied, version=body.config_version))
 
 
 async def update(uow: UnitOfWork, gateway: Gateway, body: GatewayUpdate) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowgate.configs import assignments
 from flowgate.configs.base import base_config_yaml, config_hash
-from flowgate.configs.service import desired_config
 from flowgate.core.db import utcnow
 from flowgate.core.settings import Settings
 from flowgate.gateways.health import compute_health
@@ -125,20 +126,30 @@ def _config_status(gateway: Gateway) -> ConfigStatusOut | None:
 
 
 async def config_out(session: AsyncSession, gateway: Gateway) -> ConfigOut:
-    desired = await desired_config(session, gateway.id)
+    desired = await assignments.desired(session, gateway.id)
+    status = _config_status(gateway)
+    effective = _effective(gateway)
     common: dict[str, Any] = {
         "applied_config_version": gateway.current_config_version,
-        "remote_config_status": _config_status(gateway),
-        "effective": _effective(gateway),
+        "remote_config_status": status,
+        "effective": effective,
     }
     if desired is not None:
+        applied = (
+            status is not None
+            and status.status == "applied"
+            and status.config_hash == desired.config_hash
+        )
         return ConfigOut(
             config_yaml=desired.config_yaml,
             config_version=desired.version,
-            deployment_id=desired.id,
-            last_updated=desired.created_at,
-            source="remote",
+            deployment_id=desired.deployment_id,
+            config_id=desired.config_id,
+            config_name=desired.config_name,
+            last_updated=desired.assigned_at,
+            source="remote" if desired.version is not None else "base",
             config_hash=desired.config_hash,
+            drift=applied and effective is not None and _differs(effective, desired.config_yaml),
             **common,
         )
     base = base_config_yaml()
@@ -153,10 +164,29 @@ async def config_out(session: AsyncSession, gateway: Gateway) -> ConfigOut:
     )
 
 
+def _differs(effective: EffectiveConfigOut, desired_yaml: str) -> bool:
+    """Compare as YAML documents (formatting and key order do not count)."""
+    try:
+        return bool(yaml.safe_load(effective.config_yaml) != yaml.safe_load(desired_yaml))
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return effective.config_yaml.strip() != desired_yaml.strip()
+
+
 def is_connected(gateway: Gateway) -> bool:
     """A native agent is connected while it is active: a WebSocket that closes, or an HTTP
     agent that stops polling, turns it inactive (true on every replica, from the database)."""
     return gateway.transport in OPAMP_TRANSPORTS and gateway.status == GatewayStatus.active
+
+
+def takes_pushes(gateway: Gateway) -> bool:
+    """The gateway holds a live WebSocket (on some replica) and accepts remote configuration,
+    so a new configuration is pushed to it as soon as it is committed."""
+    capabilities = (gateway.extra_metadata or {}).get("capabilities") or []
+    return (
+        is_connected(gateway)
+        and gateway.transport == "opamp-ws"
+        and "AcceptsRemoteConfig" in capabilities
+    )
 
 
 def agent_out(gateway: Gateway) -> AgentOut | None:

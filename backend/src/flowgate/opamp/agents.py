@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flowgate.configs.models import TargetState
+from flowgate.configs.reports import Report, RolloutReports
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict
 from flowgate.core.events import ConfigChanged, GatewayRevoked, GatewayTokenSuperseded
@@ -87,9 +89,24 @@ class Throttle:
         return self._count <= self.limit
 
 
+#: RemoteConfigStatus -> rollout state of the gateway in the deployment that sent the config.
+_ROLLOUT_STATES = {
+    "APPLYING": TargetState.applying,
+    "APPLIED": TargetState.applied,
+    "FAILED": TargetState.failed,
+}
+
+
 class OpAMPAgents:
-    def __init__(self, settings: Settings, store: AgentStore, admission: Admission) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: AgentStore,
+        admission: Admission,
+        reports: RolloutReports,
+    ) -> None:
         self.settings = settings
+        self.reports = reports
         self.store = store
         self.admission = admission
         self.agents: dict[bytes, Agent] = {}
@@ -183,6 +200,8 @@ class OpAMPAgents:
         for key in ("effective_config", "remote_config_status", "health", "description"):
             if key in changed:
                 agent.updated[key] = now.isoformat()
+        if "remote_config_status" in changed:
+            self._report_rollout(agent, state.remote_config_status or {})
         if "remote_config_status" in changed and agent.desired is not None:
             rcs = state.remote_config_status or {}
             if (
@@ -195,6 +214,19 @@ class OpAMPAgents:
             snapshot["updated_at"] = dict(agent.updated)
             values["opamp_state"] = snapshot
         self.store.record(agent.gateway_id, agent.guard, metadata=metadata, **values)
+
+    def _report_rollout(self, agent: Agent, rcs: dict[str, Any]) -> None:
+        state = _ROLLOUT_STATES.get(str(rcs.get("status")))
+        if state is None:
+            return
+        self.reports.record(
+            Report(
+                agent.gateway_id,
+                state,
+                config_hash=str(rcs.get("last_remote_config_hash") or ""),
+                error_message=rcs.get("error_message") or None,
+            )
+        )
 
     def _rekey(self, agent: Agent, new_uid: bytes) -> None:
         """The agent was told to use ``new_uid``: keep its history under the new id."""

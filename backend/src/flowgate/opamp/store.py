@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowgate.configs import service as configs
-from flowgate.configs.models import GatewayRemoteConfig
+from flowgate.configs import assignments
+from flowgate.configs.assignments import Desired
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, InvalidRegistrationToken, NotAuthenticated
 from flowgate.core.settings import Settings
@@ -54,10 +54,12 @@ class Loaded:
     updated: dict[str, str] = field(default_factory=dict)
 
 
-def remote_config(record: GatewayRemoteConfig | None) -> core.RemoteConfig | None:
-    if record is None:
+def remote_config(desired: Desired | None) -> core.RemoteConfig | None:
+    """What to offer the agent: its assignment (no assignment: nothing; FlowGate leaves the
+    agent's own configuration alone until something is deployed to it)."""
+    if desired is None:
         return None
-    return core.RemoteConfig.build({"": (record.config_yaml.encode(), record.content_type)})
+    return core.RemoteConfig.build({"": (desired.config_yaml.encode(), desired.content_type)})
 
 
 class AgentStore:
@@ -97,7 +99,7 @@ class AgentStore:
                     return None
                 gateway, offer_token = enrolled
             gateway.transport = transport
-            desired = await configs.desired_config(session, gateway.id)
+            desired = await assignments.desired(session, gateway.id)
             stored = gateway.opamp_state or {}
             state = _restore(stored, uid)
             loaded = Loaded(
@@ -155,9 +157,9 @@ class AgentStore:
         await _link_uid(session, enrolment.gateway, uid)
         return enrolment.gateway, enrolment.opamp_token
 
-    async def desired(self, gateway_ids: list[uuid.UUID]) -> dict[uuid.UUID, GatewayRemoteConfig]:
+    async def desired(self, gateway_ids: list[uuid.UUID]) -> dict[uuid.UUID, Desired]:
         async with self._unit_of_work() as uow:
-            return await configs.desired_configs(uow.session, gateway_ids)
+            return await assignments.desired_for(uow.session, gateway_ids)
 
     async def current_guard(self, gateway_id: uuid.UUID) -> str | None:
         """The gateway's current OpAMP token digest (None: revoked or gone)."""

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import status
 
 from flowgate.auth.principal import OperatorAccess
 from flowgate.core.deps import SessionDep, SettingsDep, UowDep
+from flowgate.core.routing import api_router
 from flowgate.tokens import service
 from flowgate.tokens.schemas import (
     RegistrationTokenCreate,
@@ -13,7 +14,7 @@ from flowgate.tokens.schemas import (
     RegistrationTokenOut,
 )
 
-router = APIRouter(prefix="/api/v1/registration-tokens", tags=["registration-tokens"])
+router = api_router(prefix="/api/v1/registration-tokens", tags=["registration-tokens"])
 
 
 @router.post("", operation_id="create_registration_token", status_code=status.HTTP_201_CREATED)

@@ -16,6 +16,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -247,9 +248,7 @@ def upgrade() -> None:
             name=op.f("fk_deployment_targets_to_version_id_config_versions"),
             ondelete="SET NULL",
         ),
-        sa.PrimaryKeyConstraint(
-            "deployment_id", "gateway_id", name=op.f("pk_deployment_targets")
-        ),
+        sa.PrimaryKeyConstraint("deployment_id", "gateway_id", name=op.f("pk_deployment_targets")),
     )
     with op.batch_alter_table("deployment_targets", schema=None) as batch_op:
         batch_op.create_index(
@@ -325,7 +324,7 @@ def _carry_remote_configs_over() -> None:
         .join(gateways, gateways.c.id == remote.c.gateway_id)
         .order_by(remote.c.gateway_id, remote.c.version)
     ).all()
-    by_gateway: dict[uuid.UUID, list[sa.Row[tuple[object, ...]]]] = {}
+    by_gateway: dict[uuid.UUID, list[Any]] = {}
     for row in rows:
         by_gateway.setdefault(row.gateway_id, []).append(row)
     now = datetime.now(UTC)

@@ -27,9 +27,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowgate.configs import assignments, plan, validation
-from flowgate.configs.deployment_schemas import DeploymentCreate, Staged
-from flowgate.configs.locking import lock_org
+from flowgate.configs import assignments, validation
 from flowgate.configs.models import (
     ACTIVE_DEPLOYMENT_STATES,
     Assignment,
@@ -42,9 +40,12 @@ from flowgate.configs.models import (
 )
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, DomainError, GatewayNotFound, NotFound
-from flowgate.gateways import repository, selectors
 from flowgate.core.events import ConfigChanged, DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
+from flowgate.deployments import plan
+from flowgate.deployments.locking import lock_org
+from flowgate.deployments.schemas import DeploymentCreate, Staged
+from flowgate.gateways import repository, selectors
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,15 @@ def check_components(version: ConfigVersion, targets: Sequence[repository.Target
             )
 
 
-async def create(uow: UnitOfWork, p: Plan, created_by: uuid.UUID | None) -> Deployment:
+async def create(
+    uow: UnitOfWork, p: Plan, created_by: uuid.UUID | None, *, send_first: bool = True
+) -> Deployment:
     """Store the deployment and its targets, supersede older rollouts of those gateways, and
-    send the first batch, in the caller's unit of work (one transaction)."""
+    send the first batch, in the caller's unit of work (one transaction).
+
+    With ``send_first`` False (the CLI, which holds no agent connections) the deployment is
+    left ``pending`` and the rollout driver of a running server sends the first batch.
+    """
     session = uow.session
     await lock_org(session, p.org_id)
     deployment = Deployment(
@@ -180,7 +187,7 @@ async def create(uow: UnitOfWork, p: Plan, created_by: uuid.UUID | None) -> Depl
         target=p.target_spec,
         strategy=p.strategy,
         auto_rollback=p.auto_rollback,
-        state=DeploymentState.rolling_out,
+        state=DeploymentState.rolling_out if send_first else DeploymentState.pending,
         batch_count=len(p.batches),
         rollback_of=p.rollback_of,
         message=p.message,
@@ -208,7 +215,8 @@ async def create(uow: UnitOfWork, p: Plan, created_by: uuid.UUID | None) -> Depl
     for start in range(0, len(rows), CHUNK):
         await session.execute(insert(DeploymentTarget), rows[start : start + CHUNK])
     await supersede(session, deployment.id, [gid for gid, _ in p.targets])
-    await send_batch(uow, deployment, 0)
+    if send_first:
+        await send_batch(uow, deployment, 0)
     log.info(
         "deployment created",
         extra={

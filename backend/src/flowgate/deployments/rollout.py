@@ -13,6 +13,7 @@ Rules, checked every ``FLOWGATE_ROLLOUT_TICK_SECONDS``:
   applied, failed or superseded) -> the next batch is sent; after the last -> ``completed``.
 - all at once: every gateway settled -> ``completed`` when none failed, else ``failed`` (and
   rolled back with ``auto_rollback``).
+- ``pending`` (created by the CLI): the first batch is sent.
 - ``paused``, ``cancelled`` and finished deployments are left alone.
 """
 
@@ -27,17 +28,19 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
-from flowgate.configs import deployments
-from flowgate.configs.locking import lock_org
 from flowgate.configs.models import Deployment, DeploymentState, TargetState
 from flowgate.core.db import utcnow
 from flowgate.core.events import DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
+from flowgate.deployments import service as deployments
+from flowgate.deployments.locking import lock_org
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 10.0
 OPEN = (TargetState.pending, TargetState.sent, TargetState.applying)
+#: Deployments the driver works on: pending ones (created by the CLI) get their first batch.
+DRIVEN = (DeploymentState.pending, DeploymentState.rolling_out)
 
 
 class RolloutDriver:
@@ -59,7 +62,7 @@ class RolloutDriver:
             ids = list(
                 await uow.session.scalars(
                     select(Deployment.id)
-                    .where(Deployment.state == DeploymentState.rolling_out)
+                    .where(Deployment.state.in_(DRIVEN))
                     .order_by(Deployment.created_at)
                     .limit(500)
                 )
@@ -82,7 +85,7 @@ class RolloutDriver:
             update(Deployment)
             .where(
                 Deployment.id == deployment_id,
-                Deployment.state == DeploymentState.rolling_out,
+                Deployment.state.in_(DRIVEN),
                 or_(
                     Deployment.lease_until.is_(None),
                     Deployment.lease_until < now,
@@ -102,6 +105,11 @@ class RolloutDriver:
         if deployment is None:
             return False
         session = uow.session
+        if deployment.state == DeploymentState.pending:
+            await lock_org(session, deployment.org_id)
+            await deployments.send_batch(uow, deployment, 0)
+            await deployments.set_state(uow, deployment, DeploymentState.rolling_out)
+            return True
         by_batch = await deployments.batch_counts(session, deployment.id)
         if by_batch != self._last_counts.get(deployment.id):
             self._last_counts[deployment.id] = by_batch
@@ -114,7 +122,9 @@ class RolloutDriver:
             max_failed = int(deployment.strategy.get("max_failed", 0))
             if failed > max_failed:
                 await self._stop(
-                    uow, deployment, f"{failed} gateway(s) failed to apply (max_failed {max_failed})"
+                    uow,
+                    deployment,
+                    f"{failed} gateway(s) failed to apply (max_failed {max_failed})",
                 )
                 return True
         if still_open == 0:

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowgate.configs.plan import PlanError, batch_size
 from flowgate.core.schemas import RequestBody
+from flowgate.deployments.plan import PlanError, batch_size
 
 
 class TargetSpec(RequestBody):

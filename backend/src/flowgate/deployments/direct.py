@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from flowgate.configs import deployments, templates, versions
+from flowgate.configs import templates, versions
 from flowgate.configs.models import ConfigTemplate, ConfigVersion, Deployment
 from flowgate.core.uow import UnitOfWork
+from flowgate.deployments import service as deployments
 from flowgate.gateways.models import Gateway
 
 DESCRIPTION = "Pushed to this gateway with PUT /api/v1/gateways/{id}/remote-config"

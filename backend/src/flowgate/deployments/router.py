@@ -5,22 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from sqlalchemy import select, tuple_
 
 from flowgate.auth.principal import OperatorAccess, ViewerAccess
-from flowgate.configs import deployments
-from flowgate.configs.deployment_schemas import (
-    DeploymentCounts,
-    DeploymentCreate,
-    DeploymentOut,
-    DeploymentPage,
-    DeploymentTargetOut,
-    DeploymentTargetPage,
-)
 from flowgate.configs.models import (
     ConfigTemplate,
     Deployment,
@@ -30,9 +22,22 @@ from flowgate.configs.models import (
 )
 from flowgate.core.deps import SessionDep, UowDep
 from flowgate.core.errors import DomainError
+from flowgate.core.routing import api_router
+from flowgate.deployments import direct
+from flowgate.deployments import service as deployments
+from flowgate.deployments.schemas import (
+    DeploymentCounts,
+    DeploymentCreate,
+    DeploymentOut,
+    DeploymentPage,
+    DeploymentTargetOut,
+    DeploymentTargetPage,
+)
+from flowgate.gateways import repository, views
 from flowgate.gateways.models import Gateway
+from flowgate.gateways.schemas import RemoteConfigOut, RemoteConfigPush
 
-router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+router = api_router(prefix="/api/v1/deployments", tags=["deployments"])
 
 
 def _encode(parts: list[str]) -> str:
@@ -55,7 +60,9 @@ async def render(session: SessionDep, items: list[Deployment]) -> list[Deploymen
     names: dict[uuid.UUID, str] = {}
     if template_ids:
         rows = await session.execute(
-            select(ConfigTemplate.id, ConfigTemplate.name).where(ConfigTemplate.id.in_(template_ids))
+            select(ConfigTemplate.id, ConfigTemplate.name).where(
+                ConfigTemplate.id.in_(template_ids)
+            )
         )
         names = dict(rows.all())
     return [
@@ -111,8 +118,6 @@ async def list_deployments(
         query = query.where(Deployment.state == state)
     if cursor:
         created, did = _decode(cursor, 2)
-        from datetime import datetime
-
         try:
             key = (datetime.fromisoformat(created), uuid.UUID(did))
         except ValueError:
@@ -231,3 +236,34 @@ async def rollback_deployment(
         uow, deployment, "rolled back by a user", access.principal.actor_id
     )
     return (await render(uow.session, [rollback]))[0]
+
+
+gateway_router = api_router(prefix="/api/v1/gateways", tags=["gateways"])
+
+
+@gateway_router.put("/{gateway_id}/remote-config", operation_id="push_gateway_config")
+async def push_gateway_config(
+    gateway_id: uuid.UUID,
+    body: RemoteConfigPush,
+    access: OperatorAccess,
+    uow: UowDep,
+) -> RemoteConfigOut:
+    """The one-gateway shortcut: store the body as the next version of the gateway's own
+    template (``gateway:<instance_id>``) and deploy it to this gateway at once. It is delivered
+    over the gateway's live OpAMP WebSocket (on whichever replica holds it) as soon as this call
+    commits, to OpAMP HTTP agents on their next poll, and to REST gateways via
+    ``GET /api/v1/opamp/config/{instance_id}``; the deployment is in the history like any other.
+    """
+    gateway = await repository.get(uow.session, access.org_id, gateway_id)
+    pushed = await direct.push(
+        uow, gateway, body.config_yaml, body.content_type, access.principal.actor_id
+    )
+    return RemoteConfigOut(
+        gateway_id=gateway.id,
+        config_version=pushed.version.version,
+        config_hash=pushed.version.config_hash,
+        created_at=pushed.version.created_at,
+        config_id=pushed.version.template_id,
+        deployment_id=pushed.deployment.id,
+        delivery="pushed" if views.takes_pushes(gateway) else "queued",
+    )

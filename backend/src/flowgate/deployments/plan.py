@@ -27,14 +27,14 @@ class PlanError(ValueError):
 def batch_size(spec: int | str, total: int) -> int:
     """Cumulative size for one batch spec over ``total`` targets (at least 1, at most total)."""
     if isinstance(spec, bool):
-        raise PlanError("a batch is a count (1, 5) or a percentage (\"10%\")")
+        raise PlanError('a batch is a count (1, 5) or a percentage ("10%")')
     if isinstance(spec, int):
         if spec < 1:
             raise PlanError(f"batch size {spec} must be at least 1")
         return min(spec, total)
     match = _PERCENT.match(spec)
     if match is None:
-        raise PlanError(f"batch {spec!r} is neither a count nor a percentage like \"10%\"")
+        raise PlanError(f'batch {spec!r} is neither a count nor a percentage like "10%"')
     share = float(match.group(1))
     if not 0 < share <= 100:
         raise PlanError(f"batch {spec!r} must be more than 0% and at most 100%")
