@@ -1,0 +1,283 @@
+"""Deployment fan-out: from the API call to every agent applied, for N WebSocket agents.
+
+Seeds N gateways with OpAMP tokens straight into a fresh PostgreSQL (or SQLite) database, starts
+``flowgate serve`` on it, connects N OpAMP WebSocket agents (spread over worker processes) that
+apply every remote config they receive and report APPLIED, then creates one template version and
+one all-at-once deployment to all of them and measures:
+
+- ``api_ms``: the ``POST /api/v1/deployments`` call (one transaction for N gateways);
+- ``pushed_s``: until the last agent received the config;
+- ``applied_s``: until the deployment's ``counts.applied`` reached N (what the API reports).
+
+Prints one JSON object.
+
+    python bench/deploy_fanout.py --agents 1000
+    python bench/deploy_fanout.py --agents 10000 --database postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ADMIN = "bench@example.com"
+CAPS = 0x1 | 0x2 | 0x4 | 0x800 | 0x1000 | 0x2000
+CONFIG = (
+    "receivers:\n  otlp:\n    protocols:\n      grpc: {}\nexporters:\n  debug: {}\n"
+    "service:\n  pipelines:\n    traces:\n      receivers: [otlp]\n      exporters: [debug]\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def seed(url: str, org_name: str, n: int, secret: str) -> list[tuple[str, str]]:
+    """Insert N gateways with an OpAMP token each; returns (gateway id, token) pairs."""
+    from sqlalchemy import insert, select
+
+    from flowgate.core.db import Database, utcnow
+    from flowgate.core.security import digest, opamp_token
+    from flowgate.gateways.models import Gateway, GatewayStatus
+    from flowgate.orgs.models import Organization
+
+    db = Database(url)
+    async with db.sessionmaker() as session:
+        org_id = await session.scalar(
+            select(Organization.id).where(Organization.name == org_name)
+        )
+        assert org_id is not None
+        rows, pairs = [], []
+        for i in range(n):
+            gid = uuid.uuid4()
+            token = opamp_token(gid, org_id, 30, secret)
+            pairs.append((str(gid), token))
+            rows.append(
+                {
+                    "id": gid,
+                    "org_id": org_id,
+                    "instance_id": f"bench-{i:06d}",
+                    "name": f"bench-{i:06d}",
+                    "status": GatewayStatus.registered,
+                    "opamp_token": digest(token),
+                    "transport": "opamp-ws",
+                    "extra_metadata": {},
+                    "labels": {"bench": "yes"},
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+            )
+        for start in range(0, n, 2000):
+            await session.execute(insert(Gateway), rows[start : start + 2000])
+        await session.commit()
+    await db.dispose()
+    return pairs
+
+
+def agent_worker(
+    ws_url: str, tokens: list[str], ready: Any, results: Any, source: str
+) -> None:  # pragma: no cover - runs in a child process
+    import uvloop
+
+    from flowgate.opamp.proto import anyvalue_pb2, opamp_pb2
+
+    async def one(token: str, pushed: list[float]) -> None:
+        from websockets.asyncio.client import connect
+
+        uid = uuid.uuid4().bytes
+        seq = 0
+        async with connect(
+            ws_url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            compression=None,
+            open_timeout=120,
+            ping_interval=None,
+        ) as ws:
+            desc = opamp_pb2.AgentDescription(
+                identifying_attributes=[
+                    anyvalue_pb2.KeyValue(
+                        key="service.name",
+                        value=anyvalue_pb2.AnyValue(string_value="bench-agent"),
+                    )
+                ]
+            )
+            first = opamp_pb2.AgentToServer(
+                instance_uid=uid,
+                sequence_num=seq,
+                capabilities=CAPS,
+                agent_description=desc,
+                health=opamp_pb2.ComponentHealth(healthy=True),
+            )
+            await ws.send(b"\x00" + first.SerializeToString())
+            await ws.recv()
+            ready.put(1)
+            while True:
+                data = await ws.recv()
+                msg = opamp_pb2.ServerToAgent()
+                msg.ParseFromString(data[1:])
+                if not msg.HasField("remote_config"):
+                    continue
+                pushed.append(time.time())
+                seq += 1
+                status = opamp_pb2.AgentToServer(
+                    instance_uid=uid,
+                    sequence_num=seq,
+                    capabilities=CAPS,
+                    remote_config_status=opamp_pb2.RemoteConfigStatus(
+                        last_remote_config_hash=msg.remote_config.config_hash,
+                        status=opamp_pb2.RemoteConfigStatuses_APPLIED,
+                    ),
+                )
+                await ws.send(b"\x00" + status.SerializeToString())
+
+    async def main() -> None:
+        pushed: list[float] = []
+        tasks = []
+        for i, token in enumerate(tokens):
+            tasks.append(asyncio.create_task(one(token, pushed)))
+            if i % 200 == 199:
+                await asyncio.sleep(0.2)
+        while True:
+            await asyncio.sleep(0.2)
+            if len(pushed) >= len(tokens):
+                break
+        results.put(max(pushed))
+        for task in tasks:
+            task.cancel()
+
+    uvloop.run(main())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="flowgate-fanout-"))
+    port = free_port()
+    secret = secrets.token_urlsafe(48)
+    password = secrets.token_urlsafe(12)
+    dbname = None
+    if args.database == "postgres":
+        dbname = f"flowgate_fanout_{uuid.uuid4().hex[:8]}"
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'CREATE DATABASE "{dbname}"'], check=True)
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
+    else:
+        url = f"sqlite+aiosqlite:///{tmp / 'flowgate.db'}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLOWGATE_")},
+        "FLOWGATE_PORT": str(port),
+        "FLOWGATE_DATA_DIR": str(tmp),
+        "FLOWGATE_DATABASE_URL": url,
+        "FLOWGATE_SECRET_KEY": secret,
+        "FLOWGATE_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "FLOWGATE_BOOTSTRAP_ADMIN_EMAIL": ADMIN,
+        "FLOWGATE_BOOTSTRAP_ADMIN_PASSWORD": password,
+        "FLOWGATE_LOG_LEVEL": "WARNING",
+        "FLOWGATE_OPAMP_DB_CONCURRENCY": "20",
+        "FLOWGATE_OPAMP_MAX_QUEUED": "100000",
+        "FLOWGATE_OPAMP_MAX_MESSAGES_PER_SECOND": "100000",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flowgate", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "server.log", "wb"),  # noqa: SIM115
+    )
+    base = f"http://127.0.0.1:{port}"
+    procs: list[multiprocessing.Process] = []
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        http = httpx.Client(base_url=base, timeout=120)
+        login = http.post("/api/v1/auth/login", json={"email": ADMIN, "password": password})
+        http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        pairs = asyncio.run(seed(url, "default", args.agents, secret))
+        ctx = multiprocessing.get_context("spawn")
+        ready, results = ctx.Queue(), ctx.Queue()
+        share = [pairs[i :: args.processes] for i in range(args.processes)]
+        for i, part in enumerate(share):
+            p = ctx.Process(
+                target=agent_worker,
+                args=(f"ws://127.0.0.1:{port}/v1/opamp", [t for _, t in part], ready, results, f"127.0.0.{i + 2}"),
+            )
+            p.start()
+            procs.append(p)
+        connect_started = time.monotonic()
+        for _ in range(args.agents):
+            ready.get(timeout=args.timeout)
+        connect_s = time.monotonic() - connect_started
+        config = http.post("/api/v1/configs", json={"name": "fanout"}).json()
+        version = http.post(
+            f"/api/v1/configs/{config['id']}/versions", json={"config_yaml": CONFIG}
+        )
+        assert version.status_code == 201, version.text
+        t0 = time.time()
+        started = time.monotonic()
+        created = http.post(
+            "/api/v1/deployments", json={"config_id": config["id"], "target": {"all": True}}
+        )
+        api_ms = (time.monotonic() - started) * 1000
+        assert created.status_code == 201, created.text
+        did = created.json()["id"]
+        applied_s = None
+        while time.monotonic() - started < args.timeout:
+            counts = http.get(f"/api/v1/deployments/{did}").json()["counts"]
+            if counts["applied"] >= args.agents:
+                applied_s = time.monotonic() - started
+                break
+            time.sleep(0.05)
+        pushed_s = max(results.get(timeout=args.timeout) for _ in procs) - t0
+        print(
+            json.dumps(
+                {
+                    "bench": "deploy_fanout",
+                    "agents": args.agents,
+                    "database": args.database,
+                    "connect_s": round(connect_s, 2),
+                    "api_ms": round(api_ms, 1),
+                    "pushed_s": round(pushed_s, 3),
+                    "applied_s": round(applied_s, 3) if applied_s is not None else None,
+                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                },
+                indent=2,
+            )
+        )
+    finally:
+        for p in procs:
+            p.kill()
+        server.terminate()
+        server.wait(timeout=30)
+        if dbname:
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'], check=False)
+
+
+if __name__ == "__main__":
+    main()
