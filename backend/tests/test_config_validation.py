@@ -19,6 +19,7 @@ from flowgate.configs.base import (
     require_valid,
 )
 from flowgate.configs.validation import (
+    EMPTY,
     MAX_CONFIG_BYTES,
     MAX_ERRORS,
     ConfigError,
@@ -183,7 +184,7 @@ def test_yaml_errors_point_at_the_parser_position(
 
 @pytest.mark.parametrize("text", ["", "   \n", "# only a comment\n", "---\n...\n"])
 def test_an_empty_config_is_refused(text: str) -> None:
-    assert errors(text) == [(1, 1, "the configuration is empty")]
+    assert errors(text) == [(1, 1, EMPTY)]
 
 
 def test_the_top_must_be_a_mapping() -> None:
@@ -336,7 +337,21 @@ def test_unknown_top_level_key() -> None:
     error = only(text)
     assert (error.line, error.column) == (15, 1)
     assert error.message.startswith("unknown top-level key 'foo'")
-    assert "Receivers" in only("Receivers: {}\n" + VALID).message
+    text = VALID.replace("receivers:\n  otlp", "Receivers:\n  otlp")
+    assert errors(text) == [
+        (
+            1,
+            1,
+            "unknown top-level key 'Receivers' (allowed: receivers, processors, exporters, "
+            "connectors, extensions, service); did you mean 'receivers'?",
+        ),
+        (
+            12,
+            19,
+            "pipeline 'traces' uses receiver 'otlp', which is not defined under receivers "
+            "or connectors",
+        ),
+    ]
 
 
 def test_missing_and_empty_sections() -> None:
@@ -457,13 +472,37 @@ def test_pipeline_keys_and_required_roles() -> None:
           receivers: [otlp]
           exporter: [debug]
     """)
+    # The misspelt key is the error, not the missing exporters it causes.
     assert errors(text) == [
-        (11, 5, "pipeline 'traces' must have at least one exporter"),
         (
             13,
             7,
             "unknown key 'exporter' in pipeline 'traces' (allowed: receivers, processors, "
-            "exporters)",
+            "exporters); did you mean 'exporters'?",
+        ),
+    ]
+    text = pipelines("""
+        traces:
+          receivers: [otlp]
+          exporters: [debug]
+          extra: [debug]
+    """)
+    assert errors(text) == [
+        (
+            14,
+            7,
+            "unknown key 'extra' in pipeline 'traces' (allowed: receivers, processors, exporters)",
+        ),
+    ]
+    text = pipelines("traces: {receivers: [otlp], exporters: [debug]}\n").replace(
+        "  pipelines:", "  Pipelines:"
+    )
+    assert errors(text) == [
+        (
+            10,
+            3,
+            "unknown key 'Pipelines' under service (allowed: extensions, pipelines, telemetry); "
+            "did you mean 'pipelines'?",
         ),
     ]
     text = pipelines("""

@@ -77,12 +77,10 @@ class ShapeChecker:
             )
             return
         top = _pairs(root)
+        meant = self._unknown_keys(top, SECTIONS, "unknown top-level key {!r}")
         for name in ("receivers", "exporters", "service"):
-            if name not in top:
+            if name not in top and name not in meant:  # a misspelt key was reported already
                 self.error(root, f"missing section {name!r}: {_NEEDS[name]}")
-        for name, (key, _) in top.items():
-            if name not in SECTIONS:
-                self.error(key, f"unknown top-level key {name!r} (allowed: {', '.join(SECTIONS)})")
         for kind in KINDS:
             if kind in top:
                 self._section(kind, *top[kind])
@@ -131,13 +129,11 @@ class ShapeChecker:
             self.error(value, "service must be a mapping (extensions, pipelines, telemetry)")
             return
         pairs = _pairs(value)
-        for name, (skey, svalue) in pairs.items():
-            if name not in SERVICE_KEYS:
-                self.error(
-                    skey, f"unknown key {name!r} under service (allowed: {', '.join(SERVICE_KEYS)})"
-                )
-            elif name == "telemetry" and not (_is_null(svalue) or isinstance(svalue, MappingNode)):
-                self.error(svalue, "service.telemetry must be a mapping")
+        meant = self._unknown_keys(pairs, SERVICE_KEYS, "unknown key {!r} under service")
+        if "telemetry" in pairs:
+            telemetry = pairs["telemetry"][1]
+            if not (_is_null(telemetry) or isinstance(telemetry, MappingNode)):
+                self.error(telemetry, "service.telemetry must be a mapping")
         if "extensions" in pairs:
             for item in self._id_list(pairs["extensions"][1], "service.extensions") or []:
                 if not self._defined("extensions", item.value):
@@ -147,7 +143,8 @@ class ShapeChecker:
                         "which is not defined under extensions",
                     )
         if "pipelines" not in pairs:
-            self.error(key, "service.pipelines must define at least one pipeline")
+            if "pipelines" not in meant:
+                self.error(key, "service.pipelines must define at least one pipeline")
             return
         pkey, pipelines = pairs["pipelines"]
         if _is_null(pipelines) or (isinstance(pipelines, MappingNode) and not pipelines.value):
@@ -175,21 +172,31 @@ class ShapeChecker:
                 value, f"pipeline {pid!r} must be a mapping of receivers, processors, exporters"
             )
             return
-        for name, (rkey, _) in pairs.items():
-            if name not in PIPELINE_ROLES:
-                self.error(
-                    rkey,
-                    f"unknown key {name!r} in pipeline {pid!r} "
-                    f"(allowed: {', '.join(PIPELINE_ROLES)})",
-                )
+        meant = self._unknown_keys(pairs, PIPELINE_ROLES, f"unknown key {{!r}} in pipeline {pid!r}")
         for role in PIPELINE_ROLES:
             items = (
                 self._id_list(pairs[role][1], f"pipeline {pid!r}: {role}") if role in pairs else []
             )
-            if items == [] and role != "processors":
+            if items == [] and role != "processors" and role not in meant:
                 self.error(key, f"pipeline {pid!r} must have at least one {SINGULAR[role]}")
             for item in items or []:
                 self._reference(pid, signal, role, item)
+
+    def _unknown_keys(
+        self, pairs: Mapping[str, tuple[ScalarNode, Node]], allowed: tuple[str, ...], what: str
+    ) -> set[str]:
+        """Report the keys of ``pairs`` not in ``allowed``; return the allowed keys that some
+        of them look like a misspelling of (case, or singular for plural), hinted at."""
+        meant: set[str] = set()
+        for name, (key, _) in pairs.items():
+            if name in allowed:
+                continue
+            guess = next((a for a in allowed if name.lower() in (a, a[:-1])), None)
+            hint = f"; did you mean {guess!r}?" if guess else ""
+            self.error(key, f"{what.format(name)} (allowed: {', '.join(allowed)}){hint}")
+            if guess and guess not in pairs:
+                meant.add(guess)
+        return meant
 
     def _reference(self, pid: str, signal: str | None, role: str, item: ScalarNode) -> None:
         cid = item.value

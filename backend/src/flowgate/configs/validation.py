@@ -59,6 +59,7 @@ from flowgate.configs.yaml_source import (
 
 MAX_CONFIG_BYTES: Final = 1024 * 1024
 """Longest configuration accepted, in UTF-8 bytes."""
+EMPTY: Final = "the configuration is empty: it needs receivers, exporters and service.pipelines"
 MAX_ERRORS: Final = 100
 """Most errors reported for one text (the first ones by position)."""
 
@@ -120,7 +121,7 @@ def validate(text: str, available: Mapping[str, Iterable[str]] | None = None) ->
         what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
         return _result(lines, [(line, column, f"not valid YAML: character {what} is not allowed")])
     if root is None or (isinstance(root, ScalarNode) and root.tag == NULL_TAG):
-        return _result(lines, [(0, 0, "the configuration is empty")])
+        return _result(lines, [(0, 0, EMPTY)])
 
     problems = check_nodes(loader, root)
     if problems:
