@@ -866,6 +866,21 @@ def test_errors_are_sorted_and_capped() -> None:
     assert [e.line for e in found] == list(range(7, 7 + MAX_ERRORS))
 
 
+def test_errors_are_sorted_by_position_not_by_rule() -> None:
+    text = cfg("""
+        service:
+          extensions: [nope]
+          pipelines:
+            traces: {receivers: [otlp], exporters: [debug]}
+        receivers:
+          otlp: {}
+          1x: {}
+        exporters:
+          debug: {}
+    """)
+    assert [(line, column) for line, column, _ in errors(text)] == [(2, 16), (7, 3)]
+
+
 def test_check_collector_yaml_says_where() -> None:
     assert check_collector_yaml(VALID) == yaml.safe_load(VALID)
     with pytest.raises(InvalidConfig) as caught:

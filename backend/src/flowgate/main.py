@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.expose(app.state)
     install_error_handlers(app)
 
+    from flowgate.configs.router import router as configs_router
     from flowgate.gateways.agent_router import router as agent_router
     from flowgate.gateways.router import router as gateways_router
     from flowgate.opamp.transport import mount_opamp
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens_router)
     app.include_router(gateways_router)
     app.include_router(agent_router)
+    app.include_router(configs_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")
