@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from flowgate.auth.router import router as people_router
     from flowgate.configs.router import router as configs_router
+    from flowgate.deployments.checks import router as checks_router
     from flowgate.gateways.agent_router import router as agent_router
     from flowgate.gateways.router import router as gateways_router
     from flowgate.opamp.transport import mount_opamp
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens_router)
     app.include_router(gateways_router)
     app.include_router(agent_router)
+    app.include_router(checks_router)
     app.include_router(configs_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
