@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format proto openapi bench clean install
 
-$(STAMP): backend/pyproject.toml
+$(STAMP): backend/pyproject.toml backend/requirements-collector.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e 'backend[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r backend/requirements-collector.txt
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -61,9 +61,7 @@ async def seed(url: str, org_name: str, n: int, secret: str) -> list[tuple[str, 
 
     db = Database(url)
     async with db.sessionmaker() as session:
-        org_id = await session.scalar(
-            select(Organization.id).where(Organization.name == org_name)
-        )
+        org_id = await session.scalar(select(Organization.id).where(Organization.name == org_name))
         assert org_id is not None
         rows, pairs = [], []
         for i in range(n):
@@ -181,7 +179,18 @@ def main() -> None:
     dbname = None
     if args.database == "postgres":
         dbname = f"flowgate_fanout_{uuid.uuid4().hex[:8]}"
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'CREATE DATABASE "{dbname}"'], check=True)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-qc",
+                f'CREATE DATABASE "{dbname}"',
+            ],
+            check=True,
+        )
         url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
     else:
         url = f"sqlite+aiosqlite:///{tmp / 'flowgate.db'}"
@@ -225,7 +234,13 @@ def main() -> None:
         for i, part in enumerate(share):
             p = ctx.Process(
                 target=agent_worker,
-                args=(f"ws://127.0.0.1:{port}/v1/opamp", [t for _, t in part], ready, results, f"127.0.0.{i + 2}"),
+                args=(
+                    f"ws://127.0.0.1:{port}/v1/opamp",
+                    [t for _, t in part],
+                    ready,
+                    results,
+                    f"127.0.0.{i + 2}",
+                ),
             )
             p.start()
             procs.append(p)
@@ -241,7 +256,8 @@ def main() -> None:
         t0 = time.time()
         started = time.monotonic()
         created = http.post(
-            "/api/v1/deployments", json={"config_id": config["id"], "target": {"all": True}}
+            "/api/v1/deployments",
+            json={"config_id": config["id"], "target": {"all": True}},
         )
         api_ms = (time.monotonic() - started) * 1000
         assert created.status_code == 201, created.text
@@ -264,7 +280,10 @@ def main() -> None:
                     "api_ms": round(api_ms, 1),
                     "pushed_s": round(pushed_s, 3),
                     "applied_s": round(applied_s, 3) if applied_s is not None else None,
-                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                    "machine": {
+                        "cpus": os.cpu_count(),
+                        "python": platform.python_version(),
+                    },
                     "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 },
                 indent=2,
@@ -276,7 +295,18 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
         if dbname:
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'], check=False)
+            subprocess.run(
+                [
+                    "psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    "postgres",
+                    "-qc",
+                    f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)',
+                ],
+                check=False,
+            )
 
 
 if __name__ == "__main__":

@@ -149,6 +149,9 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
             200,
             {"config_yaml": config},
         ),
+        "validate_config": lambda: Call(
+            "viewer", "POST", "/api/v1/configs/validate", 200, {"config_yaml": config}
+        ),
         "create_registration_token": lambda: Call(
             "operator", "POST", "/api/v1/registration-tokens", 201, {"name": "t"}
         ),

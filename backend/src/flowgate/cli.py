@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 import logging
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar

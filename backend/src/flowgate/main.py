@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     from flowgate.auth.router import router as people_router
     from flowgate.configs.router import router as configs_router
+    from flowgate.deployments.checks import router as checks_router
     from flowgate.deployments.router import gateway_router as push_router
     from flowgate.deployments.router import router as deployments_router
     from flowgate.gateways.agent_router import router as agent_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tokens_router)
     app.include_router(gateways_router)
     app.include_router(agent_router)
+    app.include_router(checks_router)
     app.include_router(configs_router)
     app.include_router(deployments_router)
     app.include_router(push_router)

@@ -7,7 +7,9 @@ full state, bare heartbeats, remote-config status, disconnects and malformed fra
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,6 +23,7 @@ ACCEPTS_OPAMP_CONNECTION_SETTINGS = 0x100
 REPORTS_HEALTH = 0x800
 REPORTS_REMOTE_CONFIG = 0x1000
 REPORTS_HEARTBEAT = 0x2000
+REPORTS_AVAILABLE_COMPONENTS = 0x4000
 DEFAULT_CAPS = (
     REPORTS_STATUS
     | ACCEPTS_REMOTE_CONFIG
@@ -38,6 +41,20 @@ def _kv(key: str, value: str) -> anyvalue_pb2.KeyValue:
     return anyvalue_pb2.KeyValue(key=key, value=anyvalue_pb2.AnyValue(string_value=value))
 
 
+def available_components(components: Mapping[str, Iterable[str]]) -> opamp_pb2.AvailableComponents:
+    """``AvailableComponents`` shaped as the Collector's OpAMP extension reports it: one entry
+    per kind (``receivers``, ``processors``, ...), its sub-components keyed by component type."""
+    msg = opamp_pb2.AvailableComponents()
+    for kind, types in sorted(components.items()):
+        entry = msg.components[kind]
+        for ctype in sorted(types):
+            entry.sub_component_map[ctype].metadata.append(
+                _kv("code.namespace", f"example.com/{kind}/{ctype}")
+            )
+    msg.hash = hashlib.sha256(msg.SerializeToString(deterministic=True)).digest()
+    return msg
+
+
 class WsAgent:
     def __init__(
         self,
@@ -49,6 +66,7 @@ class WsAgent:
         name: str = "ws-agent",
         version: str = "0.115.0",
         instance_id: str | None = None,
+        components: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -60,6 +78,10 @@ class WsAgent:
         self.seq = 0
         self.ws: ClientConnection | None = None
         self.remote_config_status: opamp_pb2.RemoteConfigStatus | None = None
+        #: Reported in every full state (with the ReportsAvailableComponents capability).
+        self.components = components
+        if components is not None:
+            self.capabilities |= REPORTS_AVAILABLE_COMPONENTS
 
     async def connect(self) -> WsAgent:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -105,6 +127,8 @@ class WsAgent:
         )
         if self.remote_config_status is not None:
             msg.remote_config_status.CopyFrom(self.remote_config_status)
+        if self.components is not None:
+            msg.available_components.CopyFrom(available_components(self.components))
         return msg
 
     async def send(self, msg: opamp_pb2.AgentToServer) -> None:

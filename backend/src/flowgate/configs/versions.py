@@ -15,17 +15,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
-from fastapi import HTTPException
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from flowgate.configs import templates
-from flowgate.configs.base import InvalidConfig, check_collector_yaml, config_hash
+from flowgate.configs.base import config_hash
 from flowgate.configs.models import ConfigTemplate, ConfigVersion
+from flowgate.configs.validation import validate
 from flowgate.core.db import utcnow
-from flowgate.core.errors import Conflict, NotFound
+from flowgate.core.errors import ConfigRejected, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +57,18 @@ def config_problems(config_yaml: str, content_type: str) -> list[ConfigProblem]:
         if not isinstance(doc, dict):
             return [ConfigProblem("an application/json config must be a JSON object", 1, 1)]
         return []
-    try:
-        check_collector_yaml(config_yaml)
-    except InvalidConfig as exc:
-        message = str(exc)
-        where = _WHERE.search(message)
-        if where:
-            return [ConfigProblem(message, int(where.group(1)), int(where.group(2)))]
-        return [ConfigProblem(message)]
-    return []
+    result = validate(config_yaml)
+    return [ConfigProblem(e.message, e.line, e.column) for e in result.errors]
 
 
-def invalid_config_error(problems: Sequence[ConfigProblem]) -> HTTPException:
+def invalid_config_error(problems: Sequence[ConfigProblem]) -> ConfigRejected:
     """The 422 for a refused body: ``{"detail": {"message", "errors": [{"line", "column",
-    "message"}]}}``."""
+    "message"}]}}``, the message naming the first problem."""
     errors = [{"line": p.line, "column": p.column, "message": p.message} for p in problems]
-    return HTTPException(422, detail={"message": INVALID_CONFIG, "errors": errors})
+    first = problems[0]
+    where = f" (at line {first.line}, column {first.column})" if first.line is not None else ""
+    more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return ConfigRejected(errors, f"{INVALID_CONFIG}: {first.message}{where}{more}")
 
 
 async def add_version(

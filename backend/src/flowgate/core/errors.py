@@ -1,11 +1,14 @@
 """Domain errors that carry their HTTP status, and the handlers that render them.
 
-Every error body is ``{"detail": "<message>"}`` like FastAPI's own, so clients parse one shape.
+Every error body is ``{"detail": "<message>"}`` like FastAPI's own, so clients parse one shape;
+the one exception is :class:`ConfigRejected`, whose detail also lists where the errors are.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,6 +68,19 @@ class Conflict(DomainError):
     detail = "Conflict"
 
 
+class ConfigRejected(DomainError):
+    """A configuration failed validation, so nothing was stored or sent: 422 with
+    ``{"detail": {"message": str, "errors": [{"line", "column", "message"}, ...]}}`` (positions
+    1-based, of the key or value at fault), the one error body whose detail is an object."""
+
+    status_code = 422
+    detail = "The configuration is not valid"
+
+    def __init__(self, errors: Sequence[Mapping[str, Any]], message: str | None = None) -> None:
+        super().__init__(message)
+        self.errors = [dict(e) for e in errors]
+
+
 class PayloadTooLarge(DomainError):
     status_code = 413
     detail = "Request body too large"
@@ -102,6 +118,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(ConfigRejected)
+    async def _config_rejected(_: Request, exc: ConfigRejected) -> JSONResponse:
+        body = {"detail": {"message": exc.detail, "errors": exc.errors}}
+        return JSONResponse(body, exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -39,7 +39,7 @@ from flowgate.configs.models import (
     TargetState,
 )
 from flowgate.core.db import utcnow
-from flowgate.core.errors import Conflict, DomainError, GatewayNotFound, NotFound
+from flowgate.core.errors import ConfigRejected, Conflict, DomainError, GatewayNotFound, NotFound
 from flowgate.core.events import ConfigChanged, DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
 from flowgate.deployments import plan
@@ -164,7 +164,7 @@ def check_components(version: ConfigVersion, targets: Sequence[repository.Target
                 for e in missing
             ]
             raise ConfigRejected(
-                f"Gateway {target.name!r} lacks a component this version uses", errors
+                errors, f"Gateway {target.name!r} lacks a component this version uses"
             )
 
 
