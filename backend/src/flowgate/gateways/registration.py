@@ -12,6 +12,9 @@ Rules:
   commit, because counting locks the token's row and a fleet enrolling with one token queues on
   that lock.
 - An offline gateway (inactive, error) goes back to ``registered``.
+- ``labels`` merged over ``metadata.labels`` (top-level wins) become the gateway's agent-reported
+  labels; a registration with neither keeps the ones reported before. Labels people set with
+  PATCH still win (:mod:`flowgate.gateways.labels`).
 - A new OpAMP token is issued; only its digest is stored, so the previous token stops working
   when the unit of work commits, and every replica is told (:class:`GatewayTokenSuperseded`).
 - Two enrolments racing to create one ``instance_id`` end with one gateway: the loser gets
@@ -32,6 +35,7 @@ from flowgate.core.events import GatewayRegistered, GatewayTokenSuperseded
 from flowgate.core.security import digest, opamp_token
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
+from flowgate.gateways import labels as label_rules
 from flowgate.gateways import repository
 from flowgate.gateways.health import OFFLINE_STATUSES
 from flowgate.gateways.models import Gateway, GatewayStatus
@@ -55,6 +59,7 @@ class EnrolRequest:
     hostname: str | None = None
     ip_address: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: Stored in ``extra_metadata``, except ``labels`` (merged under ``labels`` above).
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,15 +105,17 @@ async def enrol(
     gateway.name = request.name
     gateway.hostname = request.hostname or gateway.hostname
     gateway.ip_address = request.ip_address or gateway.ip_address
-    if request.labels:
-        gateway.labels = request.labels
-    if request.metadata:
-        gateway.extra_metadata = {**(gateway.extra_metadata or {}), **request.metadata}
+    agent_labels = label_rules.registration_labels(request.labels, request.metadata)
+    metadata = {k: v for k, v in request.metadata.items() if k != "labels"}
+    if metadata:
+        gateway.extra_metadata = {**(gateway.extra_metadata or {}), **metadata}
     gateway.registration_token_id = token.id
     if gateway.status in OFFLINE_STATUSES:
         gateway.status = GatewayStatus.registered
     try:
         await session.flush()
+        if agent_labels:  # a registration without labels keeps those reported before
+            await repository.set_agent_labels(session, gateway, agent_labels)
         plain = issue_opamp_token(gateway, settings)
         await session.flush()
         if consume:
