@@ -74,6 +74,8 @@ class Agent:
     connection: Connection | None = None
     last_seen: float = field(default_factory=time.monotonic)
     updated: dict[str, str] = field(default_factory=dict)
+    #: The labels last written for this agent (flowgate.label.* attributes).
+    agent_labels: dict[str, str] = field(default_factory=dict)
 
 
 class Throttle:
@@ -185,7 +187,9 @@ class OpAMPAgents:
             version = core.describe(state).get("service.version")
             if version is not None:
                 metadata["version"] = metadata["otel_version"] = str(version)
-            values["agent_labels"] = self._agent_labels(agent, state)
+            reported = self._agent_labels(agent, state)
+            if reported != agent.agent_labels:  # most descriptions change no label
+                values["agent_labels"] = agent.agent_labels = reported
         for key in ("effective_config", "remote_config_status", "health", "description"):
             if key in changed:
                 agent.updated[key] = now.isoformat()
@@ -252,6 +256,7 @@ class OpAMPAgents:
             desired_version=loaded.desired_version,
             offer=offer,
             updated=loaded.updated,
+            agent_labels=loaded.agent_labels,
         )
         # A gateway has one agent: a stale entry (under this or another uid) goes.
         previous = self._by_gateway.get(agent.gateway_id)
