@@ -247,7 +247,7 @@ async def strategies(dbname: str, org_id: uuid.UUID, repeat: int) -> dict[str, A
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
     async def server_ms(sql: str, params: list[Any]) -> float:
-        plan = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *params)
+        plan = await conn.fetchval(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {sql}", *params)
         return float(json.loads(plan)[0]["Execution Time"])
 
     async def sample(sql: str, params: list[Any]) -> dict[str, float]:

@@ -132,11 +132,13 @@ class Selector:
     def to_sql(self, gateway_id: IdColumn, org_id: uuid.UUID) -> ColumnElement[bool]:
         """A WHERE condition true for the gateways (``gateway_id``: their id column, e.g.
         ``Gateway.id``) of organisation ``org_id`` whose labels match."""
+        # One correlated EXISTS per requirement: PostgreSQL turns them into semi/anti joins
+        # and picks the order; SQLite probes them per gateway while walking the list's
+        # (name, id) index, which stops after one page when many gateways match. (Driving
+        # from the label index instead, "id IN (...)", makes SQLite fetch and sort every
+        # match first: 270 ms instead of 0.4 ms for a selector matching 60% of 100k.)
         if not self.requirements:
             return true()
-        driven = self.matching_ids(org_id)
-        if driven is not None:
-            return gateway_id.in_(driven)
         return and_(*(r.to_sql(gateway_id, org_id) for r in self.requirements))
 
     def matching_ids(self, org_id: uuid.UUID) -> Select[uuid.UUID] | None:

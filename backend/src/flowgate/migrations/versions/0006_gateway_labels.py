@@ -55,13 +55,14 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("gateway_id", "key", name=op.f("pk_gateway_labels")),
+        sqlite_with_rowid=False,
     )
-    with op.batch_alter_table("gateway_labels", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_gateway_labels_org_id_key_value",
-            ["org_id", "key", "value", "gateway_id"],
-            unique=False,
-        )
+    op.create_index(
+        "ix_gateway_labels_org_id_key_value",
+        "gateway_labels",
+        ["org_id", "key", "value", "gateway_id"],
+        unique=False,
+    )
     if op.get_bind().dialect.name == "postgresql":
         # A value belongs to its key (prod is a value of env, not of region): without these
         # statistics the planner multiplies the two selectivities, underestimates a
@@ -82,8 +83,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("gateway_labels", schema=None) as batch_op:
-        batch_op.drop_index("ix_gateway_labels_org_id_key_value")
+    op.drop_index("ix_gateway_labels_org_id_key_value", table_name="gateway_labels")
     op.drop_table("gateway_labels")
     with op.batch_alter_table("gateways", schema=None) as batch_op:
         batch_op.drop_column("manual_labels")
