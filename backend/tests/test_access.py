@@ -128,6 +128,7 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
 
     return {
         "list_gateways": lambda: Call("viewer", "GET", "/api/v1/gateways", 200),
+        "count_gateways": lambda: Call("viewer", "GET", "/api/v1/gateways/count", 200),
         "get_gateway": lambda: Call("viewer", "GET", f"/api/v1/gateways/{gateway()}", 200),
         **{
             f"get_gateway_{part}": (

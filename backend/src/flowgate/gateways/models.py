@@ -11,6 +11,7 @@ from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowgate.core.db import Base, utcnow
+from flowgate.gateways.labels import KEY_MAX, STORED_VALUE_MAX
 
 
 class GatewayStatus(enum.StrEnum):
@@ -51,7 +52,14 @@ class Gateway(Base):
     extra_metadata: Mapped[dict[str, Any]] = mapped_column(default=dict)
     hostname: Mapped[str | None] = mapped_column(String(255))
     ip_address: Mapped[str | None] = mapped_column(String(64))
+    #: The effective labels (what selectors match and the API shows): ``agent_labels`` minus
+    #: the keys people hid, overlaid by ``manual_labels``; mirrored row by row in
+    #: ``gateway_labels`` by the repository, in the same transaction.
     labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Labels the gateway reports: REST registration labels, OpAMP ``flowgate.label.*``.
+    agent_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    #: Labels people set with PATCH; a None value hides the agent's label of that key.
+    manual_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: How the gateway talks to us: "rest", "opamp-ws" or "opamp-http".
     transport: Mapped[str] = mapped_column(String(16), default="rest")
     #: Hex OpAMP instance_uid of a native agent.
@@ -60,3 +68,24 @@ class Gateway(Base):
     opamp_state: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GatewayLabel(Base):
+    """One effective label of one gateway: what selectors query, through the index on
+    (org_id, key, value, gateway_id) (the last column makes it a covering index)."""
+
+    __tablename__ = "gateway_labels"
+    __table_args__ = (
+        Index("ix_gateway_labels_org_id_key_value", "org_id", "key", "value", "gateway_id"),
+        # SQLite: rows live in the primary-key B-tree, so checking one gateway's label reads
+        # its value without a second lookup (3-5x faster counts of several requirements).
+        {"sqlite_with_rowid": False},
+    )
+
+    gateway_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("gateways.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(KEY_MAX), primary_key=True)
+    #: The gateway's organisation, copied so a selector never has to join ``gateways``.
+    org_id: Mapped[uuid.UUID]
+    value: Mapped[str] = mapped_column(String(STORED_VALUE_MAX))

@@ -12,6 +12,9 @@ Rules:
   commit, because counting locks the token's row and a fleet enrolling with one token queues on
   that lock.
 - An offline gateway (inactive, error) goes back to ``registered``.
+- ``labels`` merged over ``metadata.labels`` (top-level wins) become the gateway's agent-reported
+  labels; a registration with neither keeps the ones reported before. Labels people set with
+  PATCH still win (:mod:`flowgate.gateways.labels`).
 - A new OpAMP token is issued; only its digest is stored, so the previous token stops working
   when the unit of work commits, and every replica is told (:class:`GatewayTokenSuperseded`).
 - Two enrolments racing to create one ``instance_id`` end with one gateway: the loser gets
@@ -33,6 +36,7 @@ from flowgate.core.events import GatewayRegistered, GatewayTokenSuperseded
 from flowgate.core.security import digest, opamp_token
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
+from flowgate.gateways import labels as label_rules
 from flowgate.gateways import repository
 from flowgate.gateways.health import OFFLINE_STATUSES
 from flowgate.gateways.models import Gateway, GatewayStatus
@@ -56,6 +60,7 @@ class EnrolRequest:
     hostname: str | None = None
     ip_address: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: Stored in ``extra_metadata``, except ``labels`` (merged under ``labels`` above).
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -101,10 +106,10 @@ async def enrol(
     gateway.name = request.name
     gateway.hostname = request.hostname or gateway.hostname
     gateway.ip_address = request.ip_address or gateway.ip_address
-    if request.labels:
-        gateway.labels = request.labels
-    if request.metadata:
-        merged = {**(gateway.extra_metadata or {}), **request.metadata}
+    agent_labels = label_rules.registration_labels(request.labels, request.metadata)
+    metadata = {k: v for k, v in request.metadata.items() if k != "labels"}
+    if metadata:
+        merged = {**(gateway.extra_metadata or {}), **metadata}
         # Each registration adds its keys to what earlier ones stored: bound the sum, not only
         # this request's part.
         problem = jsonsafe.problem(merged, "metadata", jsonsafe.GATEWAY_METADATA)
@@ -116,6 +121,8 @@ async def enrol(
         gateway.status = GatewayStatus.registered
     try:
         await session.flush()
+        if agent_labels:  # a registration without labels keeps those reported before
+            await repository.set_agent_labels(session, gateway, agent_labels)
         plain = issue_opamp_token(gateway, settings)
         await session.flush()
         if consume:

@@ -13,10 +13,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, bindparam, case, func, select, tuple_, update
+from sqlalchemy import (
+    Select,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.core.errors import GatewayNotFound
+from flowgate.gateways import labels as label_rules
 from flowgate.gateways.health import (
     HEALTHY,
     OFFLINE,
@@ -24,7 +37,8 @@ from flowgate.gateways.health import (
     WARNING,
     health_condition,
 )
-from flowgate.gateways.models import Gateway, GatewayStatus
+from flowgate.gateways.models import Gateway, GatewayLabel, GatewayStatus
+from flowgate.gateways.selectors import Selector
 
 if TYPE_CHECKING:
     from flowgate.gateways.selectors import Selector
@@ -39,6 +53,9 @@ PRESENCE_COLUMNS = frozenset(
         "opamp_state",
         "transport",
         "opamp_instance_uid",
+        # An OpAMP agent's flowgate.label.* attributes; the effective labels are recomputed
+        # in the same transaction (see write_presence).
+        "agent_labels",
     }
 )
 
@@ -76,6 +93,8 @@ class ListFilter:
     status: GatewayStatus | None = None
     health: str | None = None
     name: str | None = None
+    #: Only gateways whose labels match (None or an empty selector: every gateway).
+    selector: Selector | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,8 @@ async def page(
     if filters.name:
         escaped = filters.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(Gateway.name.ilike(f"%{escaped}%", escape="\\"))
+    if filters.selector is not None and not filters.selector.empty:
+        query = query.where(filters.selector.to_sql(Gateway.id, org_id))
     if after is not None:
         query = query.where(tuple_(Gateway.name, Gateway.id) > tuple_(*after))
     return list(await session.scalars(query.order_by(Gateway.name, Gateway.id).limit(limit)))
@@ -125,6 +146,106 @@ async def counts(
         .group_by(Gateway.status, health_expr)
     )
     return [(GatewayStatus(s), str(h), int(n)) for s, h, n in rows.all()]
+
+
+def count_statement(org_id: uuid.UUID, selector: Selector) -> Select[tuple[int]]:
+    """SELECT the number of the organisation's gateways the selector matches (read from the
+    label index; see :meth:`Selector.count_sql`)."""
+    gateways = select(func.count()).select_from(Gateway).where(Gateway.org_id == org_id)
+    return select(selector.count_sql(org_id, gateways.scalar_subquery()))
+
+
+async def count_matching(session: AsyncSession, org_id: uuid.UUID, selector: Selector) -> int:
+    """How many of the organisation's gateways the selector matches."""
+    return int(await session.scalar(count_statement(org_id, selector)) or 0)
+
+
+# -- labels ----------------------------------------------------------------------------------
+# ``gateways.labels`` (effective) is derived from ``agent_labels`` and ``manual_labels`` and
+# mirrored in ``gateway_labels``; only the functions below write any of them, always all in the
+# caller's transaction, so a selector never sees a half-applied change.
+
+
+async def set_agent_labels(
+    session: AsyncSession, gateway: Gateway, agent_labels: dict[str, str]
+) -> None:
+    """Replace what the gateway itself reports (a REST registration's labels)."""
+    await _lock_layers(session, gateway)
+    gateway.agent_labels = dict(sorted(agent_labels.items()))
+    await _apply(session, gateway)
+
+
+async def set_manual_labels(session: AsyncSession, gateway: Gateway, body: dict[str, str]) -> None:
+    """``PATCH {"labels": body}``: afterwards the effective labels are exactly ``body``."""
+    await _lock_layers(session, gateway)
+    gateway.manual_labels = label_rules.manual_after_patch(
+        body, gateway.agent_labels or {}, gateway.manual_labels or {}
+    )
+    await _apply(session, gateway)
+
+
+async def _lock_layers(session: AsyncSession, gateway: Gateway) -> None:
+    """Re-read the label layers under a row lock (PostgreSQL), so a concurrent presence flush
+    writing agent labels cannot interleave with this change; SQLite serialises writers."""
+    if inspect(gateway).persistent:
+        await session.refresh(
+            gateway, ["labels", "agent_labels", "manual_labels"], with_for_update=True
+        )
+
+
+async def _apply(session: AsyncSession, gateway: Gateway) -> None:
+    new = label_rules.effective(gateway.agent_labels or {}, gateway.manual_labels or {})
+    changed = new != (gateway.labels or {})
+    gateway.labels = new
+    await session.flush()  # a new gateway's row must exist before its label rows
+    if changed:
+        await _mirror(session, {gateway.id: (gateway.org_id, new)})
+
+
+async def _mirror(
+    session: AsyncSession, effective: dict[uuid.UUID, tuple[uuid.UUID, dict[str, str]]]
+) -> None:
+    """Make ``gateway_labels`` hold exactly these gateways' effective labels."""
+    table = cast(Table, GatewayLabel.__table__)
+    ids = list(effective)
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        await session.execute(delete(table).where(table.c.gateway_id.in_(chunk)))
+    rows = [
+        {"gateway_id": gid, "org_id": org_id, "key": key, "value": value}
+        for gid, (org_id, labels) in effective.items()
+        for key, value in labels.items()
+    ]
+    if rows:
+        await session.execute(insert(table), rows)
+
+
+async def _refresh_effective(session: AsyncSession, gateway_ids: list[uuid.UUID]) -> None:
+    """Recompute the effective labels of gateways whose agent labels presence just wrote."""
+    changed: dict[uuid.UUID, tuple[uuid.UUID, dict[str, str]]] = {}
+    for start in range(0, len(gateway_ids), 1000):
+        chunk = gateway_ids[start : start + 1000]
+        result = await session.execute(
+            select(
+                Gateway.id,
+                Gateway.org_id,
+                Gateway.labels,
+                Gateway.agent_labels,
+                Gateway.manual_labels,
+            ).where(Gateway.id.in_(chunk))
+        )
+        for gid, org_id, current, agent, manual in result.all():
+            new = label_rules.effective(agent or {}, manual or {})
+            if new != (current or {}):
+                changed[gid] = (org_id, new)
+    table = cast(Table, Gateway.__table__)
+    if changed:
+        stmt = update(table).where(table.c.id == bindparam("b_id"))
+        await session.execute(
+            stmt.values(labels=bindparam("b_labels")),
+            [{"b_id": gid, "b_labels": new} for gid, (_, new) in changed.items()],
+        )
+        await _mirror(session, changed)
 
 
 @dataclass
@@ -175,6 +296,9 @@ async def write_presence(session: AsyncSession, rows: Sequence[PresenceRow], now
             .values({name: bindparam(name) for name in key})
         )
         await session.execute(stmt, params_list)
+    relabelled = [r.gateway_id for r in rows if "agent_labels" in r.values]
+    if relabelled:
+        await _refresh_effective(session, relabelled)
     return len(groups)
 
 

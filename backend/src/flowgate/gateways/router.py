@@ -13,12 +13,13 @@ from flowgate.core.deps import SessionDep, SettingsDep, UowDep
 from flowgate.core.errors import InvalidRegistrationToken
 from flowgate.core.routing import api_router
 from flowgate.core.security import bearer_token
-from flowgate.gateways import queries, registration, repository, service, views
+from flowgate.gateways import queries, registration, repository, selectors, service, views
 from flowgate.gateways.deps import SummaryCacheDep
 from flowgate.gateways.health import HEALTH_STATES
 from flowgate.gateways.models import GatewayStatus
 from flowgate.gateways.schemas import (
     ConfigOut,
+    GatewayCount,
     GatewayOut,
     GatewayPage,
     GatewayRegister,
@@ -35,6 +36,16 @@ router = api_router(prefix="/api/v1/gateways", tags=["gateways"])
 
 HealthFilter = Annotated[
     str | None, Query(pattern="^(" + "|".join(HEALTH_STATES) + ")$", description="health state")
+]
+SelectorParam = Annotated[
+    str | None,
+    Query(
+        max_length=selectors.MAX_LENGTH,
+        description="Kubernetes-style label selector, e.g. `env=prod,region!=eu,tier`: "
+        "`k=v` (`k==v`), `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`; comma = AND. "
+        "A syntax error is a 422 naming the position.",
+        examples=["env=prod,region notin (eu-west),!canary"],
+    ),
 ]
 
 
@@ -93,15 +104,33 @@ async def list_gateways(
         str | None,
         Query(max_length=255, pattern=r"^[^\x00]*$", description="substring of the name"),
     ] = None,
+    selector: SelectorParam = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> GatewayPage:
-    filters = repository.ListFilter(status=status_filter, health=health, name=name)
+    """One page of the organisation's gateways matching every filter given; ``summary``
+    counts the whole fleet (filters do not apply to it)."""
+    filters = repository.ListFilter(
+        status=status_filter,
+        health=health,
+        name=name,
+        selector=selectors.parse(selector) if selector else None,
+    )
     items, next_cursor = await queries.list_gateways(
         session, settings, access.org_id, filters, limit=limit, cursor=cursor
     )
     summary = await queries.fleet_summary(session, settings, summaries, access.org_id)
     return GatewayPage(items=items, next_cursor=next_cursor, summary=summary)
+
+
+@router.get("/count", operation_id="count_gateways")
+async def count_gateways(
+    access: ViewerAccess, session: SessionDep, selector: SelectorParam = None
+) -> GatewayCount:
+    """How many of the organisation's gateways the selector matches (all of them without
+    one), from the same index the list uses."""
+    parsed = selectors.parse(selector or "")
+    return GatewayCount(count=await repository.count_matching(session, access.org_id, parsed))
 
 
 @router.get("/{gateway_id}", operation_id="get_gateway")

@@ -4,15 +4,15 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from flowgate.core import jsonsafe
 from flowgate.core.schemas import RequestBody
+from flowgate.gateways.labels import MAX_LABELS, check_labels
 from flowgate.gateways.models import GatewayStatus
 
 INSTANCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,254}$"
-_MAX_JSON_KEYS = 200
 
 
 def _storable(value: Any, what: str) -> Any:
@@ -26,9 +26,10 @@ def _storable(value: Any, what: str) -> Any:
     return value
 
 
-def _small_mapping(value: dict[str, Any] | None, what: str) -> dict[str, Any] | None:
-    if value is not None and len(value) > _MAX_JSON_KEYS:
-        raise ValueError(f"{what} may have at most {_MAX_JSON_KEYS} keys")
+def _check_labels(value: dict[str, str] | None) -> dict[str, str] | None:
+    """Kubernetes label rules (see flowgate.gateways.labels), at most 200 labels."""
+    if value is not None:
+        check_labels(value)
     return value
 
 
@@ -37,6 +38,10 @@ class RegistrationMetadata(BaseModel):
     version: str | None = Field(default=None, max_length=100)
     otel_version: str | None = Field(default=None, max_length=100)
     capabilities: list[str] = Field(default_factory=list, max_length=64)
+    #: Merged under the top-level ``labels`` (which win).
+    labels: dict[str, str] | None = None
+
+    _labels = field_validator("labels")(_check_labels)
 
 
 class GatewayRegister(RequestBody):
@@ -52,14 +57,13 @@ class GatewayRegister(RequestBody):
     def _json(cls, value: Any, info: ValidationInfo) -> Any:
         return _storable(value, str(info.field_name))
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        _small_mapping(value, "labels")
-        for key, item in value.items():
-            if not key or len(key) > 63 or len(item) > 255:
-                raise ValueError("label keys are 1-63 characters, values at most 255")
-        return value
+    _labels = field_validator("labels")(_check_labels)
+
+    @model_validator(mode="after")
+    def _merged_labels(self) -> GatewayRegister:
+        if len({**(self.metadata.labels or {}), **self.labels}) > MAX_LABELS:
+            raise ValueError(f"labels and metadata.labels together: at most {MAX_LABELS} labels")
+        return self
 
 
 class GatewayRegistrationResponse(BaseModel):
@@ -224,17 +228,22 @@ class GatewayPage(BaseModel):
 
 class GatewayUpdate(RequestBody):
     name: str | None = Field(default=None, min_length=1, max_length=255)
-    labels: dict[str, str] | None = None
+    labels: dict[str, str] | None = Field(
+        default=None,
+        description="Replaces the labels people set; afterwards the gateway's labels are "
+        "exactly these (agent-reported labels never override them)",
+    )
 
     @field_validator("labels", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
         return _storable(value, "labels")
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return GatewayRegister._labels(value) if value is not None else None
+    _labels = field_validator("labels")(_check_labels)
+
+
+class GatewayCount(BaseModel):
+    count: int
 
 
 class RemoteConfigPush(RequestBody):

@@ -16,6 +16,7 @@ from flowgate.core.db import utcnow
 from flowgate.core.errors import InstanceMismatch
 from flowgate.core.events import GatewayChanged, GatewayRevoked
 from flowgate.core.uow import UnitOfWork
+from flowgate.gateways import repository
 from flowgate.gateways.identity import GatewayIdentity
 from flowgate.gateways.models import Gateway, GatewayStatus
 from flowgate.gateways.presence import Presence
@@ -95,10 +96,13 @@ def _report_rollout(
 
 
 async def update(uow: UnitOfWork, gateway: Gateway, body: GatewayUpdate) -> None:
+    """Rename and/or relabel. ``labels`` replaces the labels people set: afterwards the
+    gateway's labels are exactly the body's, and agent-reported labels never override them
+    (see :mod:`flowgate.gateways.labels`)."""
+    if body.labels is not None:
+        await repository.set_manual_labels(uow.session, gateway, body.labels)
     if body.name is not None:
         gateway.name = body.name
-    if body.labels is not None:
-        gateway.labels = body.labels
     await uow.session.flush()
     uow.publish(GatewayChanged(gateway_id=gateway.id, org_id=gateway.org_id))
 

@@ -5,6 +5,10 @@ state in memory between messages, asks :class:`~flowgate.opamp.store.AgentStore`
 agent the first time this process sees it, and hands what changed back to the store. A known
 agent's message costs no database round trip.
 
+When an agent's description changes, its non-identifying attributes named
+``flowgate.label.<key>`` become the gateway's agent-reported labels (written with the next
+presence flush; labels people set still win).
+
 Bus events reach every replica: a config change pushes to the live agents of those gateways, a
 revocation closes the gateway's socket and forgets the agent, and a superseded token makes the
 replica re-check the credential of the agents it holds for that gateway.
@@ -28,6 +32,7 @@ from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict
 from flowgate.core.events import ConfigChanged, GatewayRevoked, GatewayTokenSuperseded
 from flowgate.core.settings import Settings
+from flowgate.gateways import labels
 from flowgate.gateways.models import GatewayStatus
 from flowgate.gateways.registration import EnrolmentConflict
 from flowgate.opamp import core
@@ -71,6 +76,8 @@ class Agent:
     connection: Connection | None = None
     last_seen: float = field(default_factory=time.monotonic)
     updated: dict[str, str] = field(default_factory=dict)
+    #: The labels last written for this agent (flowgate.label.* attributes).
+    agent_labels: dict[str, str] = field(default_factory=dict)
 
 
 class Throttle:
@@ -197,6 +204,9 @@ class OpAMPAgents:
             version = core.describe(state).get("service.version")
             if version is not None:
                 metadata["version"] = metadata["otel_version"] = str(version)
+            reported = self._agent_labels(agent, state)
+            if reported != agent.agent_labels:  # most descriptions change no label
+                values["agent_labels"] = agent.agent_labels = reported
         for key in ("effective_config", "remote_config_status", "health", "description"):
             if key in changed:
                 agent.updated[key] = now.isoformat()
@@ -227,6 +237,18 @@ class OpAMPAgents:
                 error_message=rcs.get("error_message") or None,
             )
         )
+
+    def _agent_labels(self, agent: Agent, state: core.AgentState) -> dict[str, str]:
+        """The gateway's agent-reported labels: its non-identifying attributes named
+        ``flowgate.label.<key>``. An attribute breaking the label rules is left out and logged;
+        the agent is not refused for it."""
+        found, problems = labels.from_attributes(state.non_identifying_attributes)
+        if problems:
+            log.warning(
+                "ignoring invalid labels reported by an agent",
+                extra={"gateway_id": str(agent.gateway_id), "problems": problems[:10]},
+            )
+        return found
 
     def _rekey(self, agent: Agent, new_uid: bytes) -> None:
         """The agent was told to use ``new_uid``: keep its history under the new id."""
@@ -266,6 +288,7 @@ class OpAMPAgents:
             desired_version=loaded.desired_version,
             offer=offer,
             updated=loaded.updated,
+            agent_labels=loaded.agent_labels,
         )
         # A gateway has one agent: a stale entry (under this or another uid) goes.
         previous = self._by_gateway.get(agent.gateway_id)

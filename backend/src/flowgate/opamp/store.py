@@ -52,6 +52,8 @@ class Loaded:
     desired_version: int | None
     offer_token: str | None = None
     updated: dict[str, str] = field(default_factory=dict)
+    #: The gateway's stored agent-reported labels (to write only a change).
+    agent_labels: dict[str, str] = field(default_factory=dict)
 
 
 def remote_config(desired: Desired | None) -> core.RemoteConfig | None:
@@ -111,6 +113,7 @@ class AgentStore:
                 desired_version=desired.version if desired else None,
                 offer_token=offer_token,
                 updated=dict(stored.get("updated_at") or {}) if state else {},
+                agent_labels=dict(gateway.agent_labels or {}),
             )
             status = gateway.status
         self._presence.observe_status(loaded.gateway_id, status)
