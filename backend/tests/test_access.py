@@ -122,6 +122,22 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
             )
         return cid
 
+    def deployment(state: str = "rolling") -> str:
+        cid = template(1)
+        resp = org.admin.post(
+            "/api/v1/deployments",
+            params={"org_id": org.id},
+            json={
+                "config_id": cid,
+                "target": {"gateway_ids": [gateway()]},
+                "strategy": {"type": "staged", "batches": [1]},
+            },
+        )
+        did: str = resp.json()["id"]
+        if state == "paused":
+            org.admin.post(f"/api/v1/deployments/{did}/pause", params={"org_id": org.id})
+        return did
+
     def create_user() -> Call:
         body = {**new_user, "email": f"n-{uuid.uuid4().hex[:8]}@example.com"}
         return Call("admin", "POST", "/api/v1/users", 201, body)
@@ -195,6 +211,30 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
         ),
         "diff_config_versions": lambda: Call(
             "viewer", "GET", f"/api/v1/configs/{template(1)}/diff", 200, query={"from": 1, "to": 1}
+        ),
+        "create_deployment": lambda: Call(
+            "operator",
+            "POST",
+            "/api/v1/deployments",
+            201,
+            {"config_id": template(1), "target": {"gateway_ids": [gateway()]}},
+        ),
+        "list_deployments": lambda: Call("viewer", "GET", "/api/v1/deployments", 200),
+        "get_deployment": lambda: Call("viewer", "GET", f"/api/v1/deployments/{deployment()}", 200),
+        "list_deployment_gateways": lambda: Call(
+            "viewer", "GET", f"/api/v1/deployments/{deployment()}/gateways", 200
+        ),
+        "pause_deployment": lambda: Call(
+            "operator", "POST", f"/api/v1/deployments/{deployment()}/pause", 200
+        ),
+        "resume_deployment": lambda: Call(
+            "operator", "POST", f"/api/v1/deployments/{deployment('paused')}/resume", 200
+        ),
+        "cancel_deployment": lambda: Call(
+            "operator", "POST", f"/api/v1/deployments/{deployment()}/cancel", 200
+        ),
+        "rollback_deployment": lambda: Call(
+            "operator", "POST", f"/api/v1/deployments/{deployment()}/rollback", 201
         ),
     }
 

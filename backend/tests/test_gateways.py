@@ -371,12 +371,14 @@ def test_remote_config_versions_and_delivery_over_rest(org: Org) -> None:
         ("when: 2001-13-45\n", "invalid value"),
     ],
 )
-def test_invalid_config_is_400_and_stores_nothing(org: Org, config_yaml: str, message: str) -> None:
+def test_invalid_config_is_422_and_stores_nothing(org: Org, config_yaml: str, message: str) -> None:
     gw = org.register()
     assert push(org, gw, CONFIG).status_code == 200
     resp = push(org, gw, config_yaml)
-    assert resp.status_code == 400, resp.text
-    assert message in resp.json()["detail"]
+    assert resp.status_code == 422, resp.text
+    detail = resp.json()["detail"]
+    assert detail["errors"] and all(e["line"] >= 1 for e in detail["errors"]), detail
+    assert message.lower() in str(detail).lower(), detail
     cfg = agent_config(org, gw)
     assert (cfg["config_version"], cfg["config_yaml"]) == (1, CONFIG)
     assert push(org, gw, CONFIG + "# next\n").json()["config_version"] == 2

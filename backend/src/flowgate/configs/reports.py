@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, literal_column, or_, select, update
 
 from flowgate.configs.base import base_config_yaml, config_hash
 from flowgate.configs.models import Assignment, ConfigVersion, DeploymentTarget, TargetState
@@ -152,7 +152,8 @@ async def _write(uow: UnitOfWork, reports: list[Report]) -> None:
             .where(
                 table.c.gateway_id == bindparam("b_gateway"),
                 table.c.deployment_id == owner,
-                table.c.state.in_([s.value for s in _FROM[state]]),
+                # Spelled out: an expanding IN cannot be used with executemany.
+                or_(*(table.c.state == literal_column(f"'{s.value}'") for s in _FROM[state])),
                 matches,
             )
             .values(
