@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -316,3 +317,136 @@ def test_a_deployment_to_a_gateway_lacking_a_component_is_refused(org: Org) -> N
     bad = deploy(org, config_id=config_id, target={"all": True, "selector": "a=b"})
     assert bad.status_code == 422
     assert gw
+
+
+def test_a_template_in_use_cannot_be_deleted(org: Org) -> None:
+    gw = labelled_gateway(org, kind="x")
+    config_id = template_with(org, GOOD)
+    assert deploy(org, config_id=config_id, target={"gateway_ids": [gw["id"]]}).status_code == 201
+    resp = org.admin.delete(f"/api/v1/configs/{config_id}", params={"org_id": org.id})
+    assert resp.status_code == 409, resp.text
+    unused = template_with(org, GOOD)
+    gone = org.admin.delete(f"/api/v1/configs/{unused}", params={"org_id": org.id})
+    assert gone.status_code == 204
+
+
+def test_bad_deployment_requests_are_refused_with_a_reason(org: Org) -> None:
+    config_id = template_with(org, GOOD)
+    labelled_gateway(org, kind="x")
+    unknown = deploy(org, config_id=config_id, target={"gateway_ids": [str(uuid.uuid4())]})
+    assert unknown.status_code == 404 and "Gateway not found" in unknown.json()["detail"]
+    assert deploy(org, config_id=str(uuid.uuid4()), target={"all": True}).status_code == 404
+    two = deploy(org, config_id=config_id, target={"all": True, "selector": "a=b"})
+    assert two.status_code == 422 and "exactly one" in two.json()["detail"]
+    none = deploy(org, config_id=config_id, target={"selector": "kind=nothing-like-this"})
+    assert none.status_code == 400 and "No gateway matches" in none.json()["detail"]
+    bad_selector = deploy(org, config_id=config_id, target={"selector": "a in (b"})
+    assert bad_selector.status_code == 422 and "Invalid selector" in bad_selector.json()["detail"]
+    bad_batches = deploy(
+        org,
+        config_id=config_id,
+        target={"all": True},
+        strategy={"type": "staged", "batches": ["0%"]},
+    )
+    assert bad_batches.status_code == 422
+    assert deploy(org, config_id=config_id, version=9, target={"all": True}).status_code == 404
+    assert org.get("/api/v1/deployments").json()["items"] == []  # nothing was stored
+
+
+async def test_a_lacking_component_is_refused_naming_gateway_and_component(org: Org) -> None:
+    gw = labelled_gateway(org, kind="lacking")
+    agent = WsAgent(
+        org.server.ws_url + "/v1/opamp",
+        gw["opamp_token"],
+        components={"receivers": ["otlp"], "exporters": ["otlphttp"]},  # no debug exporter
+    )
+    await agent.connect()
+    try:
+        await agent.request(agent.full_state())
+        config_id = template_with(org, GOOD)
+        await until(
+            lambda: org.get(f"/api/v1/gateways/{gw['id']}/status").json()["agent"] is not None
+        )
+        resp = await asyncio.to_thread(
+            deploy, org, config_id=config_id, target={"gateway_ids": [gw["id"]]}
+        )
+        assert resp.status_code == 422, resp.text
+        text = str(resp.json()["detail"])
+        assert gw["name"] in text and "debug" in text
+    finally:
+        await agent.close()
+
+
+async def test_a_restarted_server_resumes_the_rollout(make_server: Any) -> None:
+    from tests.support.api import new_org, superuser_client
+
+    server = make_server()
+    with superuser_client(server) as su:
+        org = new_org(server, su)
+        gws = [labelled_gateway(org, name=f"r{i}", ring="all") for i in range(2)]
+        config_id = template_with(org, GOOD)
+        resp = deploy(
+            org,
+            config_id=config_id,
+            target={"selector": "ring=all"},
+            strategy={"type": "staged", "batches": [1, "100%"], "batch_timeout_seconds": 600},
+        )
+        assert resp.status_code == 201, resp.text
+        did = resp.json()["id"]
+    await asyncio.to_thread(server.restart)  # batch 1 is waiting for r0, which is offline
+    with superuser_client(server) as su:
+        org2 = Org(server=server, id=org.id, name=org.name, admin=su)
+        assert deployment(org2, did)["state"] == "rolling_out"
+        gws_fresh = [
+            {**gw, "opamp_token": gw["opamp_token"]} for gw in gws
+        ]  # tokens survive the restart
+        async with agents(org2, gws_fresh) as running:
+            await until(lambda: deployment(org2, did)["state"] == "completed", timeout=30)
+            assert all(a.received == [GOOD] for a in running.values())
+
+
+def test_the_cli_deploys_and_follows_the_rollout(org: Org) -> None:
+    gw = labelled_gateway(org, cli="yes")
+    config_id = template_with(org, GOOD)
+    name = org.get(f"/api/v1/configs/{config_id}").json()["name"]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flowgate",
+            "deploy",
+            name,
+            "--selector",
+            "cli=yes",
+            "--org",
+            org.name,
+        ],
+        env=org.server.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The server's rollout driver sends the CLI's deployment; the REST gateway fetches it
+        # and reports the version it applied.
+        auth = {"Authorization": f"Bearer {gw['opamp_token']}"}
+
+        def assigned() -> bool:
+            cfg = anonymous(org.server).get(
+                f"/api/v1/opamp/config/{gw['instance_id']}", headers=auth
+            )
+            return bool(cfg.json()["config_version"] == 1)
+
+        try:
+            wait_for(assigned, timeout=20)
+        except AssertionError:
+            proc.kill()
+            raise AssertionError(proc.communicate()) from None
+        assert org.heartbeat(gw, {"config_version": 1}).status_code == 200
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    did = out.strip().splitlines()[0]
+    assert deployment(org, did)["state"] == "completed"

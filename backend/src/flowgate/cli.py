@@ -564,7 +564,7 @@ def deploy(
         template = await templates.resolve(session, target_org.id, config)
         try:
             body = DeploymentCreate(
-                config_id=template.id,
+                config_id=str(template.id),
                 version=version,
                 target=target,
                 strategy=strategy,

@@ -176,8 +176,20 @@ class RolloutDriver:
             self._task = asyncio.create_task(self._run(), name="rollout-driver")
 
     async def stop(self) -> None:
+        """Stop driving, and hand back the leases held here so another replica (or this one
+        restarted) takes the rollouts over at once instead of after ``LEASE_SECONDS``."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        try:
+            async with self._unit_of_work() as uow:
+                await uow.session.execute(
+                    update(Deployment)
+                    .where(Deployment.lease_owner == self.instance)
+                    .values(lease_owner=None, lease_until=None)
+                    .execution_options(synchronize_session=False)
+                )
+        except Exception:
+            log.warning("could not release rollout leases; they lapse on their own")
