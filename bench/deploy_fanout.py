@@ -54,6 +54,7 @@ async def seed(url: str, org_name: str, n: int, secret: str) -> list[tuple[str, 
     """Insert N gateways with an OpAMP token each; returns (gateway id, token) pairs."""
     from sqlalchemy import insert, select
 
+    import flowgate.models  # noqa: F401  (every table, for the foreign keys)
     from flowgate.core.db import Database, utcnow
     from flowgate.core.security import digest, opamp_token
     from flowgate.gateways.models import Gateway, GatewayStatus
@@ -98,6 +99,14 @@ def agent_worker(
     from flowgate.opamp.proto import anyvalue_pb2, opamp_pb2
 
     async def one(token: str, pushed: list[float]) -> None:
+        for attempt in range(30):  # a connect storm gets 503s and timeouts: come back later
+            try:
+                await session(token, pushed)
+                return
+            except Exception:
+                await asyncio.sleep(min(10.0, 0.5 * (attempt + 1)))
+
+    async def session(token: str, pushed: list[float]) -> None:
         from websockets.asyncio.client import connect
 
         uid = uuid.uuid4().bytes
@@ -125,7 +134,10 @@ def agent_worker(
                 health=opamp_pb2.ComponentHealth(healthy=True),
             )
             await ws.send(b"\x00" + first.SerializeToString())
-            await ws.recv()
+            reply = opamp_pb2.ServerToAgent()
+            reply.ParseFromString((await ws.recv())[1:])
+            if reply.HasField("error_response"):
+                raise RuntimeError(reply.error_response.error_message)
             ready.put(1)
             while True:
                 data = await ws.recv()

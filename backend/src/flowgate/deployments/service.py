@@ -196,7 +196,13 @@ async def create(
     session.add(deployment)
     await session.flush()
     batch_of = {gid: index for index, batch in enumerate(p.batches) for gid in batch}
+    await supersede(session, deployment.id, [gid for gid, _ in p.targets])
+    first = [(gid, vid) for gid, vid in p.targets if batch_of[gid] == 0] if send_first else []
+    # The first batch is written as sent, with what each gateway had before, in the same
+    # INSERT (one statement per 1000 rows, not an INSERT and an UPDATE per gateway).
+    previous = await assignments.current(session, [gid for gid, _ in first])
     now = utcnow()
+    sending = {gid for gid, _ in first}
     rows = [
         {
             "deployment_id": deployment.id,
@@ -204,9 +210,9 @@ async def create(
             "org_id": p.org_id,
             "batch": batch_of[gid],
             "to_version_id": version_id,
-            "had_assignment": False,
-            "previous_version_id": None,
-            "state": TargetState.pending,
+            "had_assignment": gid in previous,
+            "previous_version_id": previous[gid].config_version_id if gid in previous else None,
+            "state": TargetState.sent if gid in sending else TargetState.pending,
             "error_message": None,
             "updated_at": now,
         }
@@ -214,9 +220,8 @@ async def create(
     ]
     for start in range(0, len(rows), CHUNK):
         await session.execute(insert(DeploymentTarget), rows[start : start + CHUNK])
-    await supersede(session, deployment.id, [gid for gid, _ in p.targets])
     if send_first:
-        await send_batch(uow, deployment, 0)
+        await _assign_sent(uow, deployment, first, 0, now)
     log.info(
         "deployment created",
         extra={
@@ -267,15 +272,29 @@ async def send_batch(uow: UnitOfWork, deployment: Deployment, batch: int) -> int
     previous = await assignments.current(session, gateway_ids)
     now = utcnow()
     await _mark_sent(session, deployment.id, targets, previous, now)
+    await _assign_sent(uow, deployment, targets, batch, now)
+    return len(targets)
+
+
+async def _assign_sent(
+    uow: UnitOfWork,
+    deployment: Deployment,
+    targets: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
+    batch: int,
+    now: datetime,
+) -> None:
+    """Assign what ``targets`` get, mark ``batch`` as the one sent now, and tell the live
+    agents once the unit of work commits (one event for the whole batch)."""
+    session = uow.session
     await assignments.assign(session, deployment.org_id, deployment.id, targets, now)
     deployment.current_batch = batch
     deployment.batch_started_at = now
     deployment.updated_at = now
     await session.flush()
+    gateway_ids = [gid for gid, _ in targets]
     if gateway_ids:
         uow.publish(ConfigChanged(org_id=deployment.org_id, gateway_ids=tuple(gateway_ids)))
     uow.publish(DeploymentProgressed(deployment_id=deployment.id, org_id=deployment.org_id))
-    return len(targets)
 
 
 async def _mark_sent(
