@@ -234,7 +234,11 @@ async def test_a_slow_client_is_dropped_with_overflow_not_buffered_forever(
     for _ in range(4):  # one more than the queue holds, nothing read meanwhile
         await hub.on_registered(GatewayRegistered(uuid.uuid4(), org_id, True))
     await hub.on_registered(GatewayRegistered(uuid.uuid4(), other_org, True))
-    rest = [chunk async for chunk in body]
+
+    async def rest_of(stream_body: Any) -> list[bytes]:
+        return [chunk async for chunk in stream_body]
+
+    rest = await asyncio.wait_for(rest_of(body), 5)
     assert rest == [b'id: 1\nevent: overflow\ndata: {"org_id":"' + str(org_id).encode() + b'"}\n\n']
     assert hub.count() == 1  # the slow stream is gone; the other one is untouched
     other_body = fine.sse(60, 60, allowed, hub.detach)
@@ -242,5 +246,5 @@ async def test_a_slow_client_is_dropped_with_overflow_not_buffered_forever(
     chunk = await asyncio.wait_for(anext(other_body), 5)
     assert chunk.startswith(b"id: 1\nevent: gateway.registered\n")
     hub.close_all()
-    assert [c async for c in other_body] == []
+    assert await asyncio.wait_for(rest_of(other_body), 5) == []
     assert hub.count() == 0

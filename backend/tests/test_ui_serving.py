@@ -48,6 +48,7 @@ def test_the_built_ui_is_served_with_deep_links_and_caching(
     assert "javascript" in asset.headers["content-type"]
     icon = http.get("/favicon.svg")
     assert icon.status_code == 200 and icon.headers["cache-control"] == "no-cache"
+    assert icon.text.startswith("<svg") and "svg" in icon.headers["content-type"]
     # A missing asset is a 404, never index.html under a year-long cache.
     missing = http.get("/assets/index-000000.js")
     assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})

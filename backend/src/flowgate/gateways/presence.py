@@ -197,17 +197,16 @@ class Presence:
         rows = [pending.row(gateway_id) for gateway_id, pending in batch.items()]
         async with self._unit_of_work() as uow:
             statements = await repository.write_presence(uow.session, rows, utcnow())
-            changes = await self._status_changes(uow, batch)
-            if changes:
-                uow.publish(GatewayStatusChanged(changes=changes))
-            return statements
+        await self._announce_status_changes(batch)
+        return statements
 
-    async def _status_changes(
-        self, uow: UnitOfWork, batch: dict[uuid.UUID, Pending]
-    ) -> tuple[StatusChange, ...]:
-        """The status transitions in ``batch`` that its write applied: read back in the same
-        transaction, kept only where the row still has the credential the values were taken
-        under (the write's guard) and now holds the new status."""
+    async def _announce_status_changes(self, batch: dict[uuid.UUID, Pending]) -> None:
+        """Publish the status transitions in ``batch`` that its write applied, in one event.
+
+        Read back after the write committed (so readers see the write no later than before),
+        and kept only where the row still has the credential the values were taken under (the
+        write's guard) and holds the new status. A failure here loses the announcement only:
+        the write stands, and live views reload on their next change."""
         new_status = {
             gateway_id: pending.values["status"]
             for gateway_id, pending in batch.items()
@@ -215,14 +214,23 @@ class Presence:
             and pending.values["status"] != self._known_status.get(gateway_id)
         }
         if not new_status:
-            return ()
-        rows = await repository.status_rows(uow.session, list(new_status))
-        return tuple(
-            StatusChange(row.gateway_id, row.org_id, row.status.value, row.last_seen)
-            for row in rows
-            if row.token_digest == batch[row.gateway_id].guard
-            and row.status == new_status[row.gateway_id]
-        )
+            return
+        try:
+            async with self._unit_of_work() as uow:
+                rows = await repository.status_rows(uow.session, list(new_status))
+                changes = tuple(
+                    StatusChange(row.gateway_id, row.org_id, row.status.value, row.last_seen)
+                    for row in rows
+                    if row.token_digest == batch[row.gateway_id].guard
+                    and row.status == new_status[row.gateway_id]
+                )
+                if changes:
+                    uow.publish(GatewayStatusChanged(changes=changes))
+        except Exception as exc:
+            log.warning(
+                "could not announce gateway status changes",
+                extra={"gateways": len(new_status), "error": type(exc).__name__},
+            )
 
     async def _run(self) -> None:
         while True:
