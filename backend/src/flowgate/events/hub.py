@@ -157,6 +157,7 @@ class EventHub:
         self._streams: dict[uuid.UUID, weakref.WeakSet[Stream]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._chained: list[tuple[int, Callable[..., Any], Callable[..., Any]]] = []
 
     # -- streams ---------------------------------------------------------------------------
     def open(self, org_id: uuid.UUID) -> Stream:
@@ -190,8 +191,9 @@ class EventHub:
 
         uvicorn waits for open responses to finish before it runs the application's shutdown,
         so open streams would hold a graceful stop for its whole timeout and then be cancelled.
-        Its SIGTERM/SIGINT handlers are plain Python handlers: chain ours in front. Nothing is
-        installed where the current handler is not a Python function (another server, or none).
+        Its SIGTERM/SIGINT handlers are plain Python handlers: chain ours in front (undone by
+        :meth:`stop`). Nothing is installed where the current handler is not a Python function
+        (another server, or none).
         """
         if threading.current_thread() is not threading.main_thread():
             return
@@ -206,12 +208,23 @@ class EventHub:
                 stack: FrameType | None,
                 previous: Callable[[int, FrameType | None], Any] = previous,
             ) -> None:
-                loop.call_soon_threadsafe(self.close_all)
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(self.close_all)
                 previous(signum, stack)
 
             signal.signal(sig, handler)
+            self._chained.append((sig, handler, previous))
+
+    def _unchain_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig, handler, previous in reversed(self._chained):
+            if signal.getsignal(sig) is handler:  # nobody chained after us
+                signal.signal(sig, previous)
+        self._chained.clear()
 
     async def stop(self) -> None:
+        self._unchain_signals()
         self.close_all()
         for task in list(self._tasks):
             task.cancel()
