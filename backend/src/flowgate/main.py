@@ -82,10 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from flowgate.deployments.checks import router as checks_router
     from flowgate.deployments.router import gateway_router as push_router
     from flowgate.deployments.router import router as deployments_router
+    from flowgate.events.router import router as events_router
     from flowgate.gateways.agent_router import router as agent_router
     from flowgate.gateways.router import router as gateways_router
     from flowgate.opamp.transport import mount_opamp
     from flowgate.tokens.router import router as tokens_router
+    from flowgate.ui.serve import mount_ui
 
     app.include_router(people_router)
     app.include_router(tokens_router)
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(configs_router)
     app.include_router(deployments_router)
     app.include_router(push_router)
+    app.include_router(events_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")
@@ -119,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("readiness check failed: database unreachable")
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return {"status": "ok", "database": "ok"}
+
+    mount_ui(app, settings.ui_dir)  # last: it answers only paths no route above owns
 
     app.add_middleware(
         RequestLimits,

@@ -14,14 +14,17 @@ from flowgate.configs.reports import RolloutReports
 from flowgate.core.db import Database
 from flowgate.core.events import (
     ConfigChanged,
+    GatewayChanged,
     GatewayRegistered,
     GatewayRevoked,
+    GatewayStatusChanged,
     GatewayTokenSuperseded,
     RegistrationTokenRevoked,
 )
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork, unit_of_work_factory
 from flowgate.deployments.rollout import RolloutDriver
+from flowgate.events.hub import EventHub
 from flowgate.fleet.bus import Bus
 from flowgate.gateways.identity import IdentityCache
 from flowgate.gateways.presence import Presence
@@ -47,6 +50,7 @@ class Runtime:
     agents: OpAMPAgents
     reports: RolloutReports
     rollouts: RolloutDriver
+    events: EventHub
 
     async def start(self) -> None:
         await self.bus.start()
@@ -54,8 +58,10 @@ class Runtime:
         self.reports.start()
         self.rollouts.start()
         await self.agents.start()
+        self.events.close_on_exit_signals()
 
     async def stop(self) -> None:
+        await self.events.stop()
         await self.agents.stop()
         await self.rollouts.stop()
         await self.reports.stop()
@@ -72,6 +78,7 @@ class Runtime:
         state.identities = self.identities
         state.summary_cache = self.summaries
         state.reports = self.reports
+        state.events = self.events
         state.runtime = self
 
 
@@ -94,6 +101,7 @@ def build_runtime(settings: Settings) -> Runtime:
     rollouts = RolloutDriver(unit_of_work, settings.rollout_tick_seconds)
     reports = RolloutReports(unit_of_work, REPORT_FLUSH_SECONDS, on_written=rollouts.wake)
     agents = OpAMPAgents(settings, AgentStore(settings, unit_of_work, presence), admission, reports)
+    events = EventHub(settings, unit_of_work)
 
     async def org_changed(event: GatewayRevoked | GatewayRegistered) -> None:
         summaries.invalidate(event.org_id)
@@ -113,6 +121,12 @@ def build_runtime(settings: Settings) -> Runtime:
     bus.subscribe(GatewayRegistered, org_changed)
     bus.subscribe(RegistrationTokenRevoked, token_revoked)
     bus.subscribe(ConfigChanged, agents.on_config_changed)
+    # Live views last: whatever an event invalidates is dropped before a browser refetches it.
+    bus.subscribe(GatewayRegistered, events.on_registered)
+    bus.subscribe(GatewayStatusChanged, events.on_status_changed)
+    bus.subscribe(GatewayRevoked, events.on_revoked)
+    bus.subscribe(GatewayChanged, events.on_changed)
+    bus.subscribe(ConfigChanged, events.on_config_changed)
     return Runtime(
         settings=settings,
         db=db,
@@ -125,4 +139,5 @@ def build_runtime(settings: Settings) -> Runtime:
         agents=agents,
         reports=reports,
         rollouts=rollouts,
+        events=events,
     )

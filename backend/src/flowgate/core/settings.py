@@ -84,6 +84,16 @@ class Settings(BaseSettings):
 
     #: How often each replica checks the rollouts it drives (batches, timeouts, failures).
     rollout_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: Browser sessions (flowgate.auth.sessions): lifetime of the session cookie, and whether
+    #: ``X-Forwarded-Proto`` from a proxy decides that the cookies are marked ``Secure``.
+    session_ttl_minutes: float = Field(default=12 * 60, gt=0)
+    trust_proxy_headers: bool = False
+    #: Live events (flowgate.events): a keep-alive comment this often on every open stream, and
+    #: each stream's credential checked again this often (a revoked one ends the stream).
+    events_ping_seconds: float = Field(default=15, gt=0)
+    events_revalidate_seconds: float = Field(default=60, gt=0)
+    #: The built web UI served at ``/`` (default: the ``ui/static`` directory of the package).
+    ui_dir: Path | None = None
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)
@@ -137,6 +147,10 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.listens_on_all_interfaces else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def public_url_is_https(self) -> bool:
+        return bool(self.public_url and self.public_url.lower().startswith("https://"))
 
     @property
     def opamp_endpoint(self) -> str:

@@ -19,6 +19,8 @@ class Principal:
     roles: dict[uuid.UUID, Role] = field(default_factory=dict)
     user: User | None = None
     api_key: ApiKey | None = None
+    #: Authenticated by the browser session cookie (not a bearer token).
+    via_session: bool = False
 
     @property
     def is_superuser(self) -> bool:
