@@ -1,10 +1,11 @@
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { NavLink, Outlet, useLocation, useNavigate, useParams } from "react-router";
 import { Logo } from "@/components/Logo";
 import { ThemeToggle } from "@/components/ThemeToggle";
 import { ActivityDrawer } from "@/features/activity/components/ActivityDrawer";
 import { useActivity } from "@/features/activity/api/feed";
+import { cachedGatewayName } from "@/features/agents/api/live";
 import { meQuery, useSignOut, type Me } from "@/features/auth/api/session";
 import { useLiveState, type LiveState } from "@/lib/live-state";
 import { useLiveEvents } from "./live-events";
@@ -43,6 +44,7 @@ export function AppShell({ canOperate, canAdmin, role }: { canOperate: boolean; 
   const { data: me } = useQuery(meQuery);
   const navigate = useNavigate();
   const signOut = useSignOut();
+  const qc = useQueryClient();
   const live = useLiveState();
   const [activityOpen, setActivityOpen] = useState(false);
   const activityCount = useActivity().length;
@@ -88,7 +90,7 @@ export function AppShell({ canOperate, canAdmin, role }: { canOperate: boolean; 
       <main className="main" id="main">
         <Outlet />
       </main>
-      <ActivityDrawer orgId={orgId} open={activityOpen} onOpenChange={setActivityOpen} liveState={live} />
+      <ActivityDrawer orgId={orgId} open={activityOpen} onOpenChange={setActivityOpen} liveState={live} nameOf={(id) => cachedGatewayName(qc, orgId, id)} />
     </div>
   );
 }

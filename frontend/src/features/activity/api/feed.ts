@@ -5,8 +5,14 @@ import { gatewayIdOf, type FleetEvent } from "@/lib/events";
 export interface ActivityEntry {
   id: number;
   at: number;
-  type: FleetEvent["type"];
   gatewayId: string | null;
+  event: FleetEvent;
+  /** The gateway's name when the event arrived (the feed prefers the current one). */
+  name: string | null;
+}
+
+export interface DescribedEvent {
+  type: FleetEvent["type"];
   title: string;
   detail: string;
   tone: "good" | "warn" | "bad" | "info";
@@ -15,7 +21,7 @@ export interface ActivityEntry {
 export const FEED_LIMIT = 200;
 
 /** The feed's wording for an event; `name` is the gateway's name when the page knows it. */
-export function describeEvent(event: FleetEvent, name: string | null): Omit<ActivityEntry, "id" | "at" | "gatewayId"> {
+export function describeEvent(event: FleetEvent, name: string | null): DescribedEvent {
   const data = event.data as Record<string, unknown>;
   const who = (typeof data.name === "string" && data.name) || name || "A gateway";
   switch (event.type) {
@@ -53,8 +59,7 @@ const listeners = new Set<() => void>();
 
 export const activityFeed = {
   push(event: FleetEvent, name: string | null): void {
-    const described = describeEvent(event, name);
-    entries = [{ id: nextId++, at: event.receivedAt, gatewayId: gatewayIdOf(event), ...described }, ...entries].slice(
+    entries = [{ id: nextId++, at: event.receivedAt, gatewayId: gatewayIdOf(event), event, name }, ...entries].slice(
       0,
       FEED_LIMIT,
     );

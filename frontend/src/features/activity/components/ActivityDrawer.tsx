@@ -2,7 +2,7 @@ import * as RadixDialog from "@radix-ui/react-dialog";
 import { Link } from "react-router";
 import { RelativeTime } from "@/components/RelativeTime";
 import type { LiveState } from "@/lib/live-state";
-import { activityFeed, useActivity } from "../api/feed";
+import { activityFeed, describeEvent, useActivity } from "../api/feed";
 
 const STATE_TEXT: Record<LiveState, string> = {
   live: "Live: events arrive as they happen",
@@ -16,11 +16,14 @@ export function ActivityDrawer({
   open,
   onOpenChange,
   liveState,
+  nameOf,
 }: {
   orgId: string;
   open: boolean;
   onOpenChange: (open: boolean) => void;
   liveState: LiveState;
+  /** The gateway's current name, when the page knows it (events carry only ids). */
+  nameOf: (gatewayId: string) => string | null;
 }) {
   const entries = useActivity();
   return (
@@ -51,7 +54,9 @@ export function ActivityDrawer({
             </p>
           ) : (
             <ol className="feed" aria-label="Activity feed">
-              {entries.map((e) => (
+              {entries.map((entry) => {
+                const e = { ...entry, ...describeEvent(entry.event, (entry.gatewayId && nameOf(entry.gatewayId)) || entry.name) };
+                return (
                 <li key={e.id} className={`feed__item feed__item--${e.tone}`}>
                   <span className="feed__dot" aria-hidden="true" />
                   <div className="feed__body">
@@ -70,7 +75,8 @@ export function ActivityDrawer({
                     </div>
                   </div>
                 </li>
-              ))}
+                );
+              })}
             </ol>
           )}
         </RadixDialog.Content>

@@ -24,6 +24,8 @@ export interface GatewayFilters {
 }
 
 export const PAGE_SIZE = 50;
+/** Rows per page the list offers; one page is all the DOM ever holds (no client-side full list). */
+export const PAGE_SIZES = [25, 50, 100, 200] as const;
 
 export const gatewayKeys = {
   all: (orgId: string) => ["orgs", orgId, "gateways"] as const,

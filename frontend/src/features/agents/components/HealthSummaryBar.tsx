@@ -12,7 +12,7 @@ export function HealthSummaryBar({
 }) {
   const tiles: { key: string | undefined; label: string; count: number | undefined }[] = [
     { key: undefined, label: "All agents", count: summary?.total },
-    ...HEALTH_STATES.map((h) => ({ key: h as string, label: h, count: summary?.by_health[h] })),
+    ...HEALTH_STATES.map((h) => ({ key: h as string, label: h[0]?.toUpperCase() + h.slice(1), count: summary?.by_health[h] })),
   ];
   return (
     <div className="summary" role="group" aria-label="Filter by health">

@@ -5,7 +5,7 @@ import { PageHeader } from "@/components/PageHeader";
 import { EmptyState, ErrorState, Skeleton } from "@/components/States";
 import { ApiError } from "@/lib/api-client";
 import { usePollInterval } from "@/lib/live-state";
-import { countFromSummary, gatewayQueries, PAGE_SIZE, type Gateway, type GatewayFilters } from "../api/gateways";
+import { countFromSummary, gatewayQueries, PAGE_SIZE, PAGE_SIZES, type Gateway, type GatewayFilters } from "../api/gateways";
 import { AgentFilters } from "../components/AgentFilters";
 import { AgentTable } from "../components/AgentTable";
 import { BulkDeactivateDialog, SetLabelsDialog, type BulkTarget } from "../components/BulkDialogs";
@@ -27,7 +27,9 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
   const { orgId = "" } = useParams();
   const [params, setParams] = useSearchParams();
   const filters = useMemo(() => filtersFrom(params), [params]);
-  const filterKey = JSON.stringify(filters);
+  const sizeParam = Number(params.get("size"));
+  const pageSize = (PAGE_SIZES as readonly number[]).includes(sizeParam) ? sizeParam : PAGE_SIZE;
+  const filterKey = JSON.stringify([filters, pageSize]);
   const poll = usePollInterval();
 
   // The cursor stack belongs to one filter: a new filter starts again on page one.
@@ -40,7 +42,7 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
   const [labelsTarget, setLabelsTarget] = useState<BulkTarget | null>(null);
   const [deactivateTarget, setDeactivateTarget] = useState<BulkTarget | null>(null);
 
-  const list = useQuery({ ...gatewayQueries.list(orgId, filters, cursor), refetchInterval: poll });
+  const list = useQuery({ ...gatewayQueries.list(orgId, filters, cursor, pageSize), refetchInterval: poll });
   const summary = useQuery({ ...gatewayQueries.summary(orgId), refetchInterval: poll });
   const summaryCount = countFromSummary(summary.data, filters);
   const needsCount = summaryCount === null && (allMatching || Boolean(filters.selector || filters.name));
@@ -106,7 +108,7 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
       ? list.error.detail
       : null;
   const hasFilters = FILTER_KEYS.some((k) => filters[k]);
-  const firstRow = (stack.length - 1) * PAGE_SIZE + 1;
+  const firstRow = (stack.length - 1) * pageSize + 1;
 
   return (
     <div className="page">
@@ -135,7 +137,7 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
           </span>
           {!allMatching && list.data?.next_cursor !== undefined && (list.data.next_cursor || stack.length > 1) && (
             <button type="button" className="btn btn--link" onClick={() => setAllMatching(true)}>
-              Select all {matching ?? ""} matching
+              {matching !== null ? `Select all ${matching} matching` : "Select all matching"}
             </button>
           )}
           {!allMatching && !list.data?.next_cursor && stack.length === 1 && items.length > selected.size && (
@@ -201,6 +203,28 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
         )}
         {items.length > 0 && (
           <nav className="pager" aria-label="Pages">
+            <label className="pager__size">
+              <span>Rows per page</span>
+              <select
+                value={pageSize}
+                onChange={(e) =>
+                  setParams(
+                    (prev) => {
+                      const next = new URLSearchParams(prev);
+                      next.set("size", e.target.value);
+                      return next;
+                    },
+                    { replace: true },
+                  )
+                }
+              >
+                {PAGE_SIZES.map((n) => (
+                  <option key={n} value={n}>
+                    {n}
+                  </option>
+                ))}
+              </select>
+            </label>
             <span className="pager__range">
               {firstRow}–{firstRow + items.length - 1}
               {matching !== null ? ` of ${matching}` : ""}
