@@ -1,12 +1,18 @@
 import { useQuery, type QueryClient } from "@tanstack/react-query";
+import { lazy, Suspense } from "react";
 import { createBrowserRouter, Navigate, Outlet, useParams, type RouteObject } from "react-router";
 import { ErrorState, Skeleton } from "@/components/States";
-import { AdminRoute } from "@/features/admin/routes/AdminRoute";
-import { AgentDetailsRoute } from "@/features/agents/routes/AgentDetailsRoute";
 import { AgentsRoute } from "@/features/agents/routes/AgentsRoute";
 import { authKeys, meQuery, usePermissions } from "@/features/auth/api/session";
 import { SignInRoute } from "@/features/auth/routes/SignInRoute";
-import { TokensRoute } from "@/features/tokens/routes/TokensRoute";
+
+// The landing page (agents) is in the main bundle; the others load on first visit (the details
+// page brings the YAML parser).
+const AgentDetailsRoute = lazy(() =>
+  import("@/features/agents/routes/AgentDetailsRoute").then((m) => ({ default: m.AgentDetailsRoute })),
+);
+const TokensRoute = lazy(() => import("@/features/tokens/routes/TokensRoute").then((m) => ({ default: m.TokensRoute })));
+const AdminRoute = lazy(() => import("@/features/admin/routes/AdminRoute").then((m) => ({ default: m.AdminRoute })));
 import { hasSessionCookie, setUnauthorizedHandler } from "@/lib/api-client";
 import { AppShell } from "./AppShell";
 
@@ -75,16 +81,14 @@ function OrgPage({ page }: { page: "agents" | "agent" | "tokens" | "admin" }) {
   const { orgId = "" } = useParams();
   const { data: me } = useQuery(meQuery);
   const perms = usePermissions(orgId);
-  switch (page) {
-    case "agents":
-      return <AgentsRoute canOperate={perms.canOperate} />;
-    case "agent":
-      return <AgentDetailsRoute canOperate={perms.canOperate} />;
-    case "tokens":
-      return <TokensRoute canOperate={perms.canOperate} />;
-    case "admin":
-      return <AdminRoute canAdmin={perms.canAdmin} currentUserId={me?.id ?? null} />;
-  }
+  if (page === "agents") return <AgentsRoute canOperate={perms.canOperate} />;
+  return (
+    <Suspense fallback={<Skeleton rows={8} columns={4} />}>
+      {page === "agent" && <AgentDetailsRoute canOperate={perms.canOperate} />}
+      {page === "tokens" && <TokensRoute canOperate={perms.canOperate} />}
+      {page === "admin" && <AdminRoute canAdmin={perms.canAdmin} currentUserId={me?.id ?? null} />}
+    </Suspense>
+  );
 }
 
 function NotFound() {

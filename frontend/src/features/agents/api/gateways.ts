@@ -76,22 +76,19 @@ export const gatewayQueries = {
         api.get<GatewayPage>("/api/v1/gateways", { org_id: orgId, limit: 1 }, signal).then((p) => p.summary),
     }),
   /**
-   * How many gateways match a filter the summary cannot answer (name search, label selector).
-   * `null` when the server has no count endpoint for it.
+   * How many gateways a label selector matches (`GET /api/v1/gateways/count`, which takes only
+   * `selector`): `null` when the server cannot say (no such endpoint, or an invalid selector,
+   * whose message the list shows).
    */
-  count: (orgId: string, filters: GatewayFilters) =>
+  count: (orgId: string, selector: string) =>
     queryOptions({
-      queryKey: gatewayKeys.count(orgId, filters),
+      queryKey: gatewayKeys.count(orgId, { selector }),
       queryFn: async ({ signal }) => {
         try {
-          const body = await api.get<unknown>(
-            "/api/v1/gateways/count",
-            { ...listQuery(orgId, filters, null, 1), cursor: undefined, limit: undefined },
-            signal,
-          );
+          const body = await api.get<unknown>("/api/v1/gateways/count", { org_id: orgId, selector }, signal);
           return countFromBody(body);
         } catch (error) {
-          if (error instanceof ApiError && (error.status === 404 || error.status === 405)) return null;
+          if (error instanceof ApiError && [404, 405, 422].includes(error.status)) return null;
           throw error;
         }
       },
@@ -121,6 +118,11 @@ export function countFromBody(body: unknown): number | null {
 }
 
 /** The number of gateways a filter matches, when the fleet summary alone answers it. */
+/** Only a label selector is set: the count endpoint answers it. */
+export function selectorOnly(filters: GatewayFilters): filters is GatewayFilters & { selector: string } {
+  return Boolean(filters.selector) && !filters.name && !filters.status && !filters.health;
+}
+
 export function countFromSummary(summary: FleetSummary | undefined, filters: GatewayFilters): number | null {
   if (!summary || filters.name || filters.selector) return null;
   if (filters.status && filters.health) return null;

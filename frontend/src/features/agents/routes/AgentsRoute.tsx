@@ -5,7 +5,15 @@ import { PageHeader } from "@/components/PageHeader";
 import { EmptyState, ErrorState, Skeleton } from "@/components/States";
 import { ApiError } from "@/lib/api-client";
 import { usePollInterval } from "@/lib/live-state";
-import { countFromSummary, gatewayQueries, PAGE_SIZE, PAGE_SIZES, type Gateway, type GatewayFilters } from "../api/gateways";
+import {
+  countFromSummary,
+  gatewayQueries,
+  PAGE_SIZE,
+  PAGE_SIZES,
+  selectorOnly,
+  type Gateway,
+  type GatewayFilters,
+} from "../api/gateways";
 import { AgentFilters } from "../components/AgentFilters";
 import { AgentTable } from "../components/AgentTable";
 import { BulkDeactivateDialog, SetLabelsDialog, type BulkTarget } from "../components/BulkDialogs";
@@ -45,9 +53,16 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
   const list = useQuery({ ...gatewayQueries.list(orgId, filters, cursor, pageSize), refetchInterval: poll });
   const summary = useQuery({ ...gatewayQueries.summary(orgId), refetchInterval: poll });
   const summaryCount = countFromSummary(summary.data, filters);
-  const needsCount = summaryCount === null && (allMatching || Boolean(filters.selector || filters.name));
-  const count = useQuery({ ...gatewayQueries.count(orgId, filters), enabled: needsCount && !list.isError });
-  const matching = summaryCount ?? count.data ?? null;
+  const bySelector = selectorOnly(filters);
+  const count = useQuery({
+    ...gatewayQueries.count(orgId, filters.selector ?? ""),
+    enabled: summaryCount === null && bySelector && !list.isError,
+    refetchInterval: poll,
+  });
+  // Known from the summary (no filter, or one of status/health), from the count endpoint (a
+  // selector alone), or when the list fits on one page; otherwise unknown (null).
+  const onePage = stack.length === 1 && list.data && !list.data.next_cursor ? list.data.items.length : null;
+  const matching = summaryCount ?? (bySelector ? count.data ?? null : null) ?? onePage;
 
   const setFilters = useCallback(
     (patch: Partial<GatewayFilters>) => {
