@@ -9,7 +9,7 @@ import { mergeLabels, parseLabelAssignments } from "../lib/selector";
 /** What a bulk action applies to: the ticked rows, or every gateway the filter matches. */
 export type BulkTarget =
   | { mode: "selected"; gateways: Gateway[] }
-  | { mode: "matching"; filters: GatewayFilters; count: number | null };
+  | { mode: "matching"; filters: GatewayFilters; pageSize: number; count: number | null };
 
 export function targetCount(target: BulkTarget): number | null {
   return target.mode === "selected" ? target.gateways.length : target.count;
@@ -21,7 +21,7 @@ function agentsText(n: number | null): string {
 }
 
 function source(orgId: string, target: BulkTarget, signal: AbortSignal): Iterable<Gateway> | AsyncIterable<Gateway> {
-  return target.mode === "selected" ? target.gateways : walkMatching(orgId, target.filters, signal);
+  return target.mode === "selected" ? target.gateways : walkMatching(orgId, target.filters, target.pageSize, signal);
 }
 
 function ProgressView({ progress, total, verb }: { progress: BulkProgress; total: number | null; verb: string }) {

@@ -113,7 +113,7 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
     setAllMatching(false);
   };
   const target = (): BulkTarget =>
-    allMatching ? { mode: "matching", filters, count: matching } : { mode: "selected", gateways: [...selected.values()] };
+    allMatching ? { mode: "matching", filters, pageSize, count: matching } : { mode: "selected", gateways: [...selected.values()] };
   const finishBulk = (finished: boolean) => {
     if (finished) clearSelection();
   };
