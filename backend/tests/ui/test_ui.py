@@ -301,12 +301,12 @@ def test_a_new_agent_appears_live_and_turns_healthy(page: Page, fleet: Fleet) ->
 def test_filter_by_health_and_search_by_name(page: Page, fleet: Fleet) -> None:
     sign_in(page)
     open_agents(page, fleet)
-    page.get_by_role("button", name=re.compile(r"offline$")).click()
+    page.get_by_role("button", name=re.compile(r"Offline$")).click()
     expect(page).to_have_url(re.compile(r"health=offline"))
     expect(row(page, "legacy-gw-1")).to_be_visible()
     expect(row(page, "edge-eu-west-1")).to_have_count(0)
 
-    page.get_by_role("button", name=re.compile(r"offline$")).click()  # pressed again: all
+    page.get_by_role("button", name=re.compile(r"Offline$")).click()  # pressed again: all
     expect(row(page, "edge-eu-west-1")).to_be_visible()
     page.get_by_role("searchbox", name="Search by name").fill("us-east")
     expect(page).to_have_url(re.compile(r"name=us-east"))
@@ -419,6 +419,21 @@ def test_bulk_set_labels_on_two_agents(page: Page, fleet: Fleet) -> None:
         assert kept in labels, "existing labels are kept"
     untouched = fleet.org.get(f"/api/v1/gateways/{fleet.id_of('edge-eu-west-2')}").json()
     assert "rollout" not in untouched["labels"]
+
+
+def test_bulk_deactivate_confirms_the_count(page: Page, fleet: Fleet) -> None:
+    sign_in(page)
+    open_agents(page, fleet)
+    page.get_by_role("checkbox", name="Select lab-gw-3").check()
+    page.get_by_role("region", name="Bulk actions").get_by_role("button", name="Deactivate").click()
+    dialog = page.get_by_role("dialog", name="Deactivate 1 agent?")
+    dialog.get_by_role("button", name="Deactivate 1 agent").click()
+    expect(dialog.get_by_role("status", name="Result")).to_have_text("1 deactivated, 0 failed")
+    dialog.get_by_role("button", name="Done").click()
+    expect(row(page, "lab-gw-3")).to_contain_text("inactive")
+    assert fleet.org.get(f"/api/v1/gateways/{fleet.id_of('lab-gw-3')}").json()["status"] == (
+        "inactive"
+    )
 
 
 def test_bulk_set_labels_on_all_matching_across_pages(page: Page, fleet: Fleet) -> None:

@@ -18,7 +18,10 @@ export function Dialog({ open, onOpenChange, title, description, children, foote
     <RadixDialog.Root open={open} onOpenChange={onOpenChange}>
       <RadixDialog.Portal>
         <RadixDialog.Overlay className="dialog__overlay" />
-        <RadixDialog.Content className={`dialog ${wide ? "dialog--wide" : ""}`} aria-describedby={undefined}>
+        <RadixDialog.Content
+          className={`dialog ${wide ? "dialog--wide" : ""}`}
+          {...(description ? {} : { "aria-describedby": undefined })}
+        >
           <header className="dialog__header">
             <RadixDialog.Title className="dialog__title">{title}</RadixDialog.Title>
             <RadixDialog.Close className="btn btn--ghost btn--icon" aria-label="Close">

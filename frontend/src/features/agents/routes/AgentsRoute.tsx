@@ -77,6 +77,8 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
         },
         { replace: true },
       );
+      // A new filter shows other rows: never act on rows the user can no longer see.
+      setSelected(new Map());
       setAllMatching(false);
     },
     [setParams],
