@@ -26,13 +26,22 @@ frontend-install:
 	@$(NODE_GUARD); cd frontend && \
 		{ [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
 
-## Serve API + OpAMP on http://127.0.0.1:8000 (FLOWGATE_* variables honoured).
-run: $(STAMP)
+## Serve the UI, API and OpAMP on http://127.0.0.1:8000 (FLOWGATE_* variables honoured).
+run: $(STAMP) ui
 	$(VENV)/bin/flowgate serve
 
-## Build the web UI into backend/src/flowgate/ui/static (the server serves it at /).
-ui: frontend-install
-	@$(NODE_GUARD); cd frontend && npm run build
+## Build the web UI into backend/src/flowgate/ui/static when Node is installed. Never fails:
+## without Node (or when the build fails) the server still runs and says how to get the UI.
+ui:
+	@if [ ! -f frontend/package.json ]; then \
+		echo "note: no frontend/package.json; serving without the web UI"; \
+	elif ! command -v npm >/dev/null 2>&1; then \
+		echo "note: npm not found; install Node 20 to build the web UI (the API runs without it)"; \
+	else \
+		( cd frontend && { [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci; } \
+			&& npm run build ) \
+		|| echo "warning: the web UI build failed (see above); serving the previous build, if any"; \
+	fi
 
 ## Lint, types and the whole test suite (UI unit tests; SQLite, PostgreSQL and the browser tests).
 ## The browser tests (backend/tests/ui) build the UI first when it is missing or stale.

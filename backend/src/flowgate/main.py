@@ -74,16 +74,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.expose(app.state)
     install_error_handlers(app)
 
+    from flowgate.events.router import router as events_router
     from flowgate.gateways.agent_router import router as agent_router
     from flowgate.gateways.router import router as gateways_router
     from flowgate.opamp.transport import mount_opamp
     from flowgate.orgs.router import router as orgs_router
     from flowgate.tokens.router import router as tokens_router
+    from flowgate.ui.serve import mount_ui
 
     app.include_router(orgs_router)
     app.include_router(tokens_router)
     app.include_router(gateways_router)
     app.include_router(agent_router)
+    app.include_router(events_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")
@@ -108,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("readiness check failed: database unreachable")
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return {"status": "ok", "database": "ok"}
+
+    mount_ui(app, settings.ui_dir)  # last: it answers only paths no route above owns
 
     app.add_middleware(
         RequestLimits,

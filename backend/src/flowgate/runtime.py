@@ -13,13 +13,16 @@ from typing import Any
 from flowgate.core.db import Database
 from flowgate.core.events import (
     ConfigChanged,
+    GatewayChanged,
     GatewayRegistered,
     GatewayRevoked,
+    GatewayStatusChanged,
     GatewayTokenSuperseded,
     RegistrationTokenRevoked,
 )
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork, unit_of_work_factory
+from flowgate.events.hub import EventHub
 from flowgate.fleet.bus import Bus
 from flowgate.gateways.identity import IdentityCache
 from flowgate.gateways.presence import Presence
@@ -40,13 +43,16 @@ class Runtime:
     summaries: SummaryCache
     authenticator: Authenticator
     agents: OpAMPAgents
+    events: EventHub
 
     async def start(self) -> None:
         await self.bus.start()
         self.presence.start()
         await self.agents.start()
+        self.events.close_on_exit_signals()
 
     async def stop(self) -> None:
+        await self.events.stop()
         await self.agents.stop()
         await self.presence.stop()
         await self.bus.stop()
@@ -60,6 +66,7 @@ class Runtime:
         state.presence = self.presence
         state.identities = self.identities
         state.summary_cache = self.summaries
+        state.events = self.events
         state.runtime = self
 
 
@@ -80,6 +87,7 @@ def build_runtime(settings: Settings) -> Runtime:
     admission = Admission(settings.opamp_db_concurrency, settings.opamp_max_queued)
     authenticator = Authenticator(settings, identities, unit_of_work, admission)
     agents = OpAMPAgents(settings, AgentStore(settings, unit_of_work, presence), admission)
+    events = EventHub(settings, unit_of_work)
 
     async def org_changed(event: GatewayRevoked | GatewayRegistered) -> None:
         summaries.invalidate(event.org_id)
@@ -99,6 +107,12 @@ def build_runtime(settings: Settings) -> Runtime:
     bus.subscribe(GatewayRegistered, org_changed)
     bus.subscribe(RegistrationTokenRevoked, token_revoked)
     bus.subscribe(ConfigChanged, agents.on_config_changed)
+    # Live views last: whatever an event invalidates is dropped before a browser refetches it.
+    bus.subscribe(GatewayRegistered, events.on_registered)
+    bus.subscribe(GatewayStatusChanged, events.on_status_changed)
+    bus.subscribe(GatewayRevoked, events.on_revoked)
+    bus.subscribe(GatewayChanged, events.on_changed)
+    bus.subscribe(ConfigChanged, events.on_config_changed)
     return Runtime(
         settings=settings,
         db=db,
@@ -109,4 +123,5 @@ def build_runtime(settings: Settings) -> Runtime:
         summaries=summaries,
         authenticator=authenticator,
         agents=agents,
+        events=events,
     )

@@ -21,6 +21,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign In
+         * @description Sign a browser in: sets the ``flowgate_session`` cookie (HttpOnly) and the
+         *     ``flowgate_csrf`` cookie, whose value requests that change state send back in
+         *     ``X-CSRF-Token``. Throttled like ``/auth/login``.
+         */
+        post: operations["sign_in"];
+        /**
+         * Sign Out
+         * @description Sign the browser out: clears both session cookies (needs no valid session).
+         */
+        delete: operations["sign_out"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/password": {
         parameters: {
             query?: never;
@@ -32,8 +58,9 @@ export interface paths {
         put?: never;
         /**
          * Change Password
-         * @description Change one's own password. Every access token issued before stops working; the answer
-         *     carries a fresh one. Wrong current passwords count as failed sign-ins (throttled).
+         * @description Change one's own password. Every access token and browser session issued before stops
+         *     working; the answer carries a fresh token (and, when a browser session made the change, a
+         *     fresh session cookie). Wrong current passwords count as failed sign-ins (throttled).
          */
         post: operations["change_password"];
         delete?: never;
@@ -409,6 +436,31 @@ export interface paths {
         };
         /** Gateway Config */
         get: operations["gateway_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Events
+         * @description The organisation's events as they happen (``text/event-stream``): ``gateway.registered``,
+         *     ``gateway.status``, ``gateway.changed``, ``gateway.deleted``, ``config.changed``; a final
+         *     ``overflow`` when the client falls behind. Session cookie or bearer credentials, viewer role.
+         *
+         *     The request's unit of work (and its database connection) ends when this function returns,
+         *     before the first byte is streamed: an open stream holds no database session.
+         */
+        get: operations["events"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1050,6 +1102,13 @@ export interface components {
         RoleUpdate: {
             role: components["schemas"]["Role"];
         };
+        /**
+         * SessionOut
+         * @description The answer to a browser sign-in: who signed in (as ``GET /auth/me``).
+         */
+        SessionOut: {
+            user: components["schemas"]["Me"];
+        };
         /** StatusOut */
         StatusOut: {
             /**
@@ -1154,6 +1213,64 @@ export interface operations {
             };
             /** @description Too many failed sign-ins; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    sign_in: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too many failed sign-ins; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    sign_out: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2129,6 +2246,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConfigOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    events: {
+        parameters: {
+            query?: {
+                /** @description Organization; optional when the caller belongs to only one */
+                org_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
                 };
             };
             /** @description Validation Error */

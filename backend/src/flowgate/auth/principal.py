@@ -1,16 +1,22 @@
-"""Who is calling: resolving a bearer credential to a principal and checking its role in an org."""
+"""Who is calling: resolving a credential to a principal and checking its role in an org.
+
+:func:`authenticate` is the one place credentials are resolved: ``Authorization: Bearer`` (an
+access token or an API key) when present, else the browser session cookie, which
+:mod:`flowgate.auth.sessions` checks (and, for methods that change state, its CSRF token).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowgate.auth import sessions
 from flowgate.core.db import utcnow
 from flowgate.core.deps import SessionDep, SettingsDep
 from flowgate.core.errors import DomainError, Forbidden, NotAuthenticated, NotFound
@@ -21,6 +27,7 @@ from flowgate.core.security import (
     decode_jwt,
     digest,
 )
+from flowgate.core.settings import Settings
 from flowgate.orgs.models import ApiKey, Membership, Role, User
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -33,6 +40,8 @@ class Principal:
     roles: dict[uuid.UUID, Role] = field(default_factory=dict)
     user: User | None = None
     api_key: ApiKey | None = None
+    #: Authenticated by the browser session cookie (not a bearer token).
+    via_session: bool = False
 
     @property
     def is_superuser(self) -> bool:
@@ -73,6 +82,12 @@ async def load_principal(session: AsyncSession, token: str, signing_key: str) ->
     claims = decode_jwt(token, signing_key, ACCESS_TOKEN_TYPE)
     if claims is None:
         return None
+    return await user_principal(session, claims)
+
+
+async def user_principal(session: AsyncSession, claims: dict[str, Any]) -> Principal | None:
+    """The principal of a user token's verified claims (access or session token); None for
+    an unknown or inactive user, or a token issued before the password last changed."""
     try:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError:
@@ -90,16 +105,33 @@ async def load_principal(session: AsyncSession, token: str, signing_key: str) ->
     return Principal(roles={org_id: role for org_id, role in rows.all()}, user=user)
 
 
+async def authenticate(request: Request, session: AsyncSession, settings: Settings) -> Principal:
+    """The caller of ``request``, or a 401 (403 for a session request failing its CSRF check).
+
+    A bearer token wins over the session cookie and needs no CSRF token: browsers never add an
+    ``Authorization`` header on their own, so another site cannot make one ride along.
+    """
+    token = bearer_token(request.headers.get("authorization"))
+    if token is not None:
+        principal = await load_principal(session, token, settings.signing_key)
+        if principal is None:
+            raise NotAuthenticated("Invalid credentials")
+        return principal
+    cookie = sessions.cookie_token(request)
+    if cookie is None:
+        raise NotAuthenticated()
+    claims = sessions.verify(request, cookie, settings)
+    principal = await user_principal(session, claims)
+    if principal is None:
+        raise sessions.SessionExpired()
+    principal.via_session = True
+    return principal
+
+
 async def current_principal(
     request: Request, session: SessionDep, settings: SettingsDep
 ) -> Principal:
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise NotAuthenticated()
-    principal = await load_principal(session, token, settings.signing_key)
-    if principal is None:
-        raise NotAuthenticated("Invalid credentials")
-    return principal
+    return await authenticate(request, session, settings)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, Self
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,20 @@ class Event:
                 value = [str(v) for v in value]
             body[f.name] = value
         return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Self:
+        """Rebuild the event from :meth:`to_json`'s output; raises ``ValueError`` on a bad body."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = body.get(f.name)
+            if f.type in ("uuid.UUID", uuid.UUID):
+                values[f.name] = uuid.UUID(str(raw))
+            elif str(f.type).startswith("tuple"):
+                values[f.name] = tuple(uuid.UUID(str(v)) for v in raw or ())
+            else:
+                values[f.name] = raw
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,54 @@ class ConfigChanged(Event):
     gateway_ids: tuple[uuid.UUID, ...]
 
 
+@dataclass(frozen=True)
+class StatusChange:
+    """One gateway's new status as written, and when it was last seen."""
+
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    status: str
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True)
+class GatewayStatusChanged(Event):
+    """Gateways whose status changed (registered -> active, active -> inactive, ...), all that
+    one presence flush wrote: one event per flush, not one per gateway."""
+
+    kind: ClassVar[str] = "gateway.status_changed"
+    changes: tuple[StatusChange, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "changes": [
+                {
+                    "gateway_id": str(c.gateway_id),
+                    "org_id": str(c.org_id),
+                    "status": c.status,
+                    "last_seen": c.last_seen.isoformat() if c.last_seen else None,
+                }
+                for c in self.changes
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Self:
+        changes = []
+        for c in body.get("changes") or ():
+            seen = c.get("last_seen")
+            changes.append(
+                StatusChange(
+                    gateway_id=uuid.UUID(str(c["gateway_id"])),
+                    org_id=uuid.UUID(str(c["org_id"])),
+                    status=str(c["status"]),
+                    last_seen=datetime.fromisoformat(seen) if seen else None,
+                )
+            )
+        return cls(changes=tuple(changes))
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -92,6 +155,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         GatewayChanged,
         RegistrationTokenRevoked,
         ConfigChanged,
+        GatewayStatusChanged,
     )
 }
 
@@ -101,13 +165,7 @@ def event_from_json(body: dict[str, Any]) -> Event:
     cls = EVENT_TYPES.get(str(body.get("kind")))
     if cls is None:
         raise ValueError(f"unknown event kind {body.get('kind')!r}")
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        raw = body.get(f.name)
-        if f.type in ("uuid.UUID", uuid.UUID):
-            values[f.name] = uuid.UUID(str(raw))
-        elif str(f.type).startswith("tuple"):
-            values[f.name] = tuple(uuid.UUID(str(v)) for v in raw or ())
-        else:
-            values[f.name] = raw
-    return cls(**values)
+    try:
+        return cls.from_json(body)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed {cls.kind} event") from exc

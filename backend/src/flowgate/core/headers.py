@@ -2,8 +2,14 @@
 
 On every response: ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer``,
 ``X-Frame-Options: DENY`` and a Content-Security-Policy with ``frame-ancestors 'none'`` (no page
-of ours may be framed). ``frame-ancestors`` governs only who may embed the page, so the Swagger
-UI at ``/docs`` (scripts and styles from a CDN, an inline script) and a future UI keep working.
+of ours may be framed). On the server's own endpoints outside ``/api/`` that is the whole policy:
+``frame-ancestors`` governs only who may embed the page, so the Swagger UI at ``/docs`` (scripts
+and styles from a CDN, an inline script) keeps working.
+
+The web UI's pages (every path no server endpoint owns, see :mod:`flowgate.core.paths`) get a
+policy of their own: everything from our origin only (scripts, styles, fonts, API and event
+stream calls), images also as ``data:`` URLs, inline styles allowed (components set them), no
+inline or foreign scripts, and no framing.
 
 Under ``/api/`` the answers are JSON or protobuf, never pages, so the policy there is also
 ``default-src 'none'`` (nothing is ever loaded on their behalf), and ``Cache-Control: no-store``
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flowgate.core.paths import is_server_path
+
 _COMMON: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -26,7 +34,17 @@ _COMMON: tuple[tuple[bytes, bytes], ...] = (
 )
 _PAGE_CSP = b"frame-ancestors 'none'"
 _API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+_UI_CSP = (
+    b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    b"connect-src 'self'; frame-ancestors 'none'"
+)
 _API_PREFIX = "/api/"
+
+
+def _policy(path: str) -> bytes:
+    if path.startswith(_API_PREFIX):
+        return _API_CSP
+    return _PAGE_CSP if is_server_path(path) else _UI_CSP
 
 
 class SecurityHeaders:
@@ -40,11 +58,9 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        api = scope["path"].startswith(_API_PREFIX)
-        extra = [
-            *_COMMON,
-            (b"content-security-policy", _API_CSP if api else _PAGE_CSP),
-        ]
+        path = scope["path"]
+        api = path.startswith(_API_PREFIX)
+        extra = [*_COMMON, (b"content-security-policy", _policy(path))]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     #: After n failures an account waits base * 2**(n-1) seconds before the next try (0 = off).
     login_delay_base_seconds: float = Field(default=1.0, ge=0)
 
+    #: Browser sessions (flowgate.auth.sessions): lifetime of the session cookie, and whether
+    #: ``X-Forwarded-Proto`` from a proxy decides that the cookies are marked ``Secure``.
+    session_ttl_minutes: float = Field(default=12 * 60, gt=0)
+    trust_proxy_headers: bool = False
+    #: Live events (flowgate.events): a keep-alive comment this often on every open stream, and
+    #: each stream's credential checked again this often (a revoked one ends the stream).
+    events_ping_seconds: float = Field(default=15, gt=0)
+    events_revalidate_seconds: float = Field(default=60, gt=0)
+    #: The built web UI served at ``/`` (default: the ``ui/static`` directory of the package).
+    ui_dir: Path | None = None
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)
     summary_cache_seconds: float = Field(default=2.0, ge=0)
@@ -115,6 +126,10 @@ class Settings(BaseSettings):
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in {"0.0.0.0", "::"} else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    @property
+    def public_url_is_https(self) -> bool:
+        return bool(self.public_url and self.public_url.lower().startswith("https://"))
 
     @property
     def opamp_endpoint(self) -> str:

@@ -9,6 +9,9 @@ Readers never overlay this buffer: the list, its filters, its summary and the de
 read the database, so they always agree with each other. What they show is at most one flush
 interval old for ``last_seen``, metrics and versions, and a few milliseconds old for status.
 
+A flush that changes statuses publishes one :class:`GatewayStatusChanged` after its commit,
+listing the gateways whose new status it actually wrote (live views follow it).
+
 Every buffered value carries the credential (OpAMP token digest) it was accepted with, and the
 flush writes it only while the gateway still has that credential (see
 :func:`flowgate.gateways.repository.write_presence`), so a heartbeat buffered here can never
@@ -29,6 +32,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from flowgate.core import outage
 from flowgate.core.db import utcnow
+from flowgate.core.events import GatewayStatusChanged, StatusChange
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import repository
 from flowgate.gateways.models import GatewayStatus
@@ -192,7 +196,33 @@ class Presence:
     async def _write(self, batch: dict[uuid.UUID, Pending]) -> int:
         rows = [pending.row(gateway_id) for gateway_id, pending in batch.items()]
         async with self._unit_of_work() as uow:
-            return await repository.write_presence(uow.session, rows, utcnow())
+            statements = await repository.write_presence(uow.session, rows, utcnow())
+            changes = await self._status_changes(uow, batch)
+            if changes:
+                uow.publish(GatewayStatusChanged(changes=changes))
+            return statements
+
+    async def _status_changes(
+        self, uow: UnitOfWork, batch: dict[uuid.UUID, Pending]
+    ) -> tuple[StatusChange, ...]:
+        """The status transitions in ``batch`` that its write applied: read back in the same
+        transaction, kept only where the row still has the credential the values were taken
+        under (the write's guard) and now holds the new status."""
+        new_status = {
+            gateway_id: pending.values["status"]
+            for gateway_id, pending in batch.items()
+            if "status" in pending.values
+            and pending.values["status"] != self._known_status.get(gateway_id)
+        }
+        if not new_status:
+            return ()
+        rows = await repository.status_rows(uow.session, list(new_status))
+        return tuple(
+            StatusChange(row.gateway_id, row.org_id, row.status.value, row.last_seen)
+            for row in rows
+            if row.token_digest == batch[row.gateway_id].guard
+            and row.status == new_status[row.gateway_id]
+        )
 
     async def _run(self) -> None:
         while True:

@@ -173,3 +173,27 @@ async def write_presence(session: AsyncSession, rows: Sequence[PresenceRow], now
         )
         await session.execute(stmt, params_list)
     return len(groups)
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    status: GatewayStatus
+    last_seen: datetime | None
+    token_digest: str | None
+
+
+async def status_rows(session: AsyncSession, gateway_ids: Sequence[uuid.UUID]) -> list[StatusRow]:
+    """Status, last contact and current credential of these gateways (unknown ids are left out),
+    for announcing status changes."""
+    found: list[StatusRow] = []
+    ids = list(gateway_ids)
+    for start in range(0, len(ids), 1000):
+        result = await session.execute(
+            select(
+                Gateway.id, Gateway.org_id, Gateway.status, Gateway.last_seen, Gateway.opamp_token
+            ).where(Gateway.id.in_(ids[start : start + 1000]))
+        )
+        found += [StatusRow(*row) for row in result.all()]
+    return found

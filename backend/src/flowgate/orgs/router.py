@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowgate.auth import sessions
 from flowgate.auth.principal import AdminAccess, PrincipalDep
-from flowgate.auth.throttle import LoginThrottleDep, client_address
+from flowgate.auth.throttle import LoginThrottle, LoginThrottleDep, client_address
 from flowgate.core.deps import SessionDep, SettingsDep
 from flowgate.core.errors import DomainError, Forbidden, NotAuthenticated
 from flowgate.core.security import access_token, verify_password
@@ -26,6 +28,7 @@ from flowgate.orgs.schemas import (
     PasswordChange,
     PasswordReset,
     RoleUpdate,
+    SessionOut,
     TokenResponse,
     UserCreate,
 )
@@ -43,6 +46,19 @@ def _member(user: User, role: Role) -> MemberOut:
     )
 
 
+async def _check_password(
+    body: LoginRequest, request: Request, session: AsyncSession, throttle: LoginThrottle
+) -> User:
+    """The user whose email and password these are, under the sign-in throttle; else 401."""
+    attempt = throttle.begin(body.email, client_address(request))
+    user = await service.authenticate(session, body.email, body.password)
+    if user is None:
+        throttle.failed(attempt)
+        raise NotAuthenticated("Incorrect email or password")
+    throttle.succeeded(attempt)
+    return user
+
+
 @router.post(
     "/auth/login",
     tags=["auth"],
@@ -56,16 +72,44 @@ async def login(
     settings: SettingsDep,
     throttle: LoginThrottleDep,
 ) -> TokenResponse:
-    attempt = throttle.begin(body.email, client_address(request))
-    user = await service.authenticate(session, body.email, body.password)
-    if user is None:
-        throttle.failed(attempt)
-        raise NotAuthenticated("Incorrect email or password")
-    throttle.succeeded(attempt)
+    user = await _check_password(body, request, session, throttle)
     token = access_token(
         user.id, settings.access_token_ttl_minutes, settings.signing_key, user.credentials_version
     )
     return TokenResponse(access_token=token)
+
+
+@router.post(
+    "/auth/session",
+    tags=["auth"],
+    operation_id="sign_in",
+    responses={429: {"description": "Too many failed sign-ins; see Retry-After"}},
+)
+async def sign_in(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    throttle: LoginThrottleDep,
+) -> SessionOut:
+    """Sign a browser in: sets the ``flowgate_session`` cookie (HttpOnly) and the
+    ``flowgate_csrf`` cookie, whose value requests that change state send back in
+    ``X-CSRF-Token``. Throttled like ``/auth/login``."""
+    user = await _check_password(body, request, session, throttle)
+    sessions.issue(response, request, settings, user.id, user.credentials_version)
+    return SessionOut(user=await _user_me(session, user))
+
+
+@router.delete(
+    "/auth/session",
+    tags=["auth"],
+    operation_id="sign_out",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def sign_out(request: Request, response: Response, settings: SettingsDep) -> None:
+    """Sign the browser out: clears both session cookies (needs no valid session)."""
+    sessions.clear(response, request, settings)
 
 
 @router.post(
@@ -77,13 +121,15 @@ async def login(
 async def change_password(
     body: PasswordChange,
     request: Request,
+    response: Response,
     principal: PrincipalDep,
     session: SessionDep,
     settings: SettingsDep,
     throttle: LoginThrottleDep,
 ) -> TokenResponse:
-    """Change one's own password. Every access token issued before stops working; the answer
-    carries a fresh one. Wrong current passwords count as failed sign-ins (throttled)."""
+    """Change one's own password. Every access token and browser session issued before stops
+    working; the answer carries a fresh token (and, when a browser session made the change, a
+    fresh session cookie). Wrong current passwords count as failed sign-ins (throttled)."""
     user = principal.user
     if user is None:
         raise Forbidden("API keys have no password")
@@ -94,19 +140,25 @@ async def change_password(
     throttle.succeeded(attempt)
     version = await service.set_password(session, user, body.new_password)
     token = access_token(user.id, settings.access_token_ttl_minutes, settings.signing_key, version)
+    if principal.via_session:
+        sessions.issue(response, request, settings, user.id, version)
     return TokenResponse(access_token=token)
+
+
+async def _user_me(session: AsyncSession, user: User) -> Me:
+    orgs = await service.user_orgs(session, user.id)
+    return Me(
+        id=user.id,
+        email=user.email,
+        is_superuser=user.is_superuser,
+        organizations=[OrgRole(id=o.id, name=o.name, role=r) for o, r in orgs],
+    )
 
 
 @router.get("/auth/me", tags=["auth"], operation_id="me")
 async def me(principal: PrincipalDep, session: SessionDep) -> Me:
     if principal.user is not None:
-        orgs = await service.user_orgs(session, principal.user.id)
-        return Me(
-            id=principal.user.id,
-            email=principal.user.email,
-            is_superuser=principal.user.is_superuser,
-            organizations=[OrgRole(id=o.id, name=o.name, role=r) for o, r in orgs],
-        )
+        return await _user_me(session, principal.user)
     assert principal.api_key is not None
     org = await session.get(Organization, principal.api_key.org_id)
     assert org is not None

@@ -39,6 +39,12 @@ class Me(BaseModel):
     organizations: list[OrgRole]
 
 
+class SessionOut(BaseModel):
+    """The answer to a browser sign-in: who signed in (as ``GET /auth/me``)."""
+
+    user: Me
+
+
 class OrgCreate(RequestBody):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
 

@@ -1,0 +1,1 @@
+"""The web UI: the built single-page app, served at ``/``."""
