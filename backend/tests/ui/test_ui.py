@@ -140,9 +140,17 @@ def fleet(ui_server: LiveServer, superuser: httpx.Client) -> Iterator[Fleet]:
     heartbeats = Heartbeats(org).start()
     opamp = OpampAgentThread(f"{ui_server.ws_url}/v1/opamp", token, name="collector-prod-eu")
     found = Fleet(org=org, token=token, heartbeats=heartbeats, opamp=opamp)
+    # Tokens in every state for the tokens page: lab-gw-3 uses up a single-use one.
+    single_use = org.registration_token(name="lab-bootstrap", max_uses=1)
+    pilot = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, json={"name": "pilot-2025"}
+    ).json()
+    assert org.admin.delete(
+        f"/api/v1/registration-tokens/{pilot['id']}", params={"org_id": org.id}
+    ).is_success
     for i, (name, labels, version, beats) in enumerate(REST_FLEET):
         gw = org.register(
-            token=token,
+            token=single_use if name == "lab-gw-3" else token,
             name=name,
             instance_id=name,
             hostname=f"{name}.internal",

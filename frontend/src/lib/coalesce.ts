@@ -5,14 +5,14 @@
 export function createCoalescer(delayMs: number) {
   const pending = new Map<string, ReturnType<typeof setTimeout>>();
   return {
-    schedule(key: string, task: () => void): void {
+    schedule(key: string, task: () => void, delay: number = delayMs): void {
       if (pending.has(key)) return;
       pending.set(
         key,
         setTimeout(() => {
           pending.delete(key);
           task();
-        }, delayMs),
+        }, delay),
       );
     },
     cancelAll(): void {

@@ -15,6 +15,7 @@ describe("formatRelative", () => {
     [86_400 * 3 + 5, "3 d ago"],
     [-86_400 * 29, "in 29 d"],
     [-30, "in 30 s"],
+    [-(86_400 * 30 - 5), "in 30 d"],
   ])("%i s ago reads %s", (secs, text) => {
     expect(formatRelative(ago(secs), NOW)).toBe(text);
   });

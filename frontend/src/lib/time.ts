@@ -19,7 +19,9 @@ export function formatRelative(iso: string | null | undefined, now: number): str
   if (secs < 60) text = `${secs} s`;
   else {
     const [size, unit] = UNITS.find(([s]) => secs >= s) ?? [60, "min"];
-    text = `${Math.floor(secs / size)} ${unit}`;
+    // The past rounds down ("59 s" is not yet "1 min ago"); the future rounds to the nearest,
+    // so a 30-day token created a moment ago expires "in 30 d", not "in 29 d".
+    text = `${future ? Math.round(secs / size) : Math.floor(secs / size)} ${unit}`;
   }
   return future ? `in ${text}` : `${text} ago`;
 }

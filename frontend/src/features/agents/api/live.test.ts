@@ -2,7 +2,7 @@ import { QueryClient } from "@tanstack/react-query";
 import { createCoalescer } from "@/lib/coalesce";
 import { parseEvent } from "@/lib/events";
 import { gatewayKeys, type Gateway, type GatewayPage } from "./gateways";
-import { applyFleetEvent, applyStatusToPage, patchGateway, removeFromPage } from "./live";
+import { applyFleetEvent, applyStatusToPage, patchGateway, removeFromPage, SLOW_MS } from "./live";
 
 const gw = (id: string, extra: Partial<Gateway> = {}): Gateway => ({
   id,
@@ -68,8 +68,21 @@ describe("applyFleetEvent", () => {
     expect(qc.getQueryData<GatewayPage>(first)!.items[0]!.health.status).toBe("healthy");
     expect(qc.getQueryData<Gateway>(gatewayKeys.detail("o", "a"))!.status).toBe("active");
     expect(qc.getQueryState(gatewayKeys.summary("o"))!.isInvalidated).toBe(false);
-    vi.advanceTimersByTime(400);
+    vi.advanceTimersByTime(SLOW_MS);
     expect(qc.getQueryState(gatewayKeys.summary("o"))!.isInvalidated).toBe(true);
+  });
+
+  it("refetches first pages (slowly) when the changed gateway is on no cached page", () => {
+    const { qc, first, second, later } = setup();
+    applyFleetEvent(qc, "o", parseEvent("gateway.status", JSON.stringify({ ...STATUS, gateway_id: "a" }))!, later);
+    vi.advanceTimersByTime(SLOW_MS);
+    expect(qc.getQueryState(first)!.isInvalidated).toBe(false);
+    applyFleetEvent(qc, "o", parseEvent("gateway.status", JSON.stringify({ ...STATUS, gateway_id: "zz" }))!, later);
+    vi.advanceTimersByTime(SLOW_MS - 1);
+    expect(qc.getQueryState(first)!.isInvalidated).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(qc.getQueryState(first)!.isInvalidated).toBe(true);
+    expect(qc.getQueryState(second)!.isInvalidated).toBe(false);
   });
 
   it("refetches only first pages on gateway.registered", () => {

@@ -2,7 +2,9 @@
  * Applies live fleet events to the query cache. The pure functions (patch*, apply*) are the
  * rules; `applyFleetEvent` wires them to TanStack Query:
  * - `gateway.status`: the gateway is patched in place in every cached page and detail; the
- *   fleet counts are refetched (coalesced).
+ *   fleet counts are refetched (coalesced, at most every 2 s: the server caches them as long).
+ *   A gateway on no cached page may now match a shown filter: first pages are refetched (also
+ *   at most every 2 s, so a fleet in churn costs one request per open list, not one per event).
  * - `gateway.registered`: first pages and counts are refetched (coalesced), so a new agent that
  *   matches the current filter appears within a second.
  * - `gateway.deleted`: removed from pages, detail dropped, counts refetched.
@@ -62,6 +64,9 @@ export function configGatewayIds(event: FleetEvent): string[] {
   return single ? [single, ...ids] : ids;
 }
 
+/** The slow coalescing window (counts; status changes of gateways not on screen). */
+export const SLOW_MS = 2_000;
+
 function isFirstPage(key: readonly unknown[]): boolean {
   const params = key[key.length - 1] as { cursor?: unknown } | undefined;
   return !params?.cursor;
@@ -70,17 +75,34 @@ function isFirstPage(key: readonly unknown[]): boolean {
 export function applyFleetEvent(qc: QueryClient, orgId: string, event: FleetEvent, later: Coalescer): void {
   const id = gatewayIdOf(event);
   const refreshCounts = () =>
-    later.schedule(`summary:${orgId}`, () => {
-      void qc.invalidateQueries({ queryKey: gatewayKeys.summary(orgId) });
-      void qc.invalidateQueries({ queryKey: [...gatewayKeys.all(orgId), "count"] });
-    });
+    later.schedule(
+      `summary:${orgId}`,
+      () => {
+        void qc.invalidateQueries({ queryKey: gatewayKeys.summary(orgId) });
+        void qc.invalidateQueries({ queryKey: [...gatewayKeys.all(orgId), "count"] });
+      },
+      SLOW_MS,
+    );
+  const refreshFirstPages = (delay?: number) =>
+    later.schedule(
+      `first-pages:${orgId}:${delay ?? "fast"}`,
+      () => {
+        void qc.invalidateQueries({ queryKey: gatewayKeys.lists(orgId), predicate: (q) => isFirstPage(q.queryKey) });
+      },
+      delay,
+    );
   switch (event.type) {
     case "gateway.status": {
       if (!id) return;
       const data = event.data as GatewayStatusData;
-      qc.setQueriesData<GatewayPage>({ queryKey: gatewayKeys.lists(orgId) }, (page) =>
-        page ? applyStatusToPage(page, data) : page,
-      );
+      let shown = false;
+      qc.setQueriesData<GatewayPage>({ queryKey: gatewayKeys.lists(orgId) }, (page) => {
+        if (!page) return page;
+        const next = applyStatusToPage(page, data);
+        if (next !== page) shown = true;
+        return next;
+      });
+      if (!shown) refreshFirstPages(SLOW_MS);
       qc.setQueryData<Gateway>(gatewayKeys.detail(orgId, id), (g) => (g ? patchGateway(g, data) : g));
       qc.setQueryData<GatewayStatusReport>(gatewayKeys.status(orgId, id), (r) =>
         r ? applyStatusToReport(r, data) : r,
@@ -89,12 +111,7 @@ export function applyFleetEvent(qc: QueryClient, orgId: string, event: FleetEven
       return;
     }
     case "gateway.registered":
-      later.schedule(`first-pages:${orgId}`, () => {
-        void qc.invalidateQueries({
-          queryKey: gatewayKeys.lists(orgId),
-          predicate: (q) => isFirstPage(q.queryKey),
-        });
-      });
+      refreshFirstPages();
       if (id) void qc.invalidateQueries({ queryKey: gatewayKeys.detail(orgId, id) });
       refreshCounts();
       return;

@@ -55,6 +55,10 @@ export function TokenCreatedDialog({ token, onClose }: { token: CreatedToken | n
       </div>
       {tab === "docker" && (
         <>
+          <p className="muted">
+            The image is built from <code>gateway/</code> in the FlowGate repository:{" "}
+            <code>docker build -t flowgate-gateway gateway/</code>
+          </p>
           <Snippet title="REST mode (the gateway image's default)" text={dockerRun(origin, secret)} />
           <Snippet title="Native OpAMP through the supervisor" text={dockerRun(origin, secret, "supervisor")} />
         </>
