@@ -284,6 +284,18 @@ def test_sign_in_shows_the_fleet(page: Page, fleet: Fleet, shots: Path) -> None:
     page.get_by_role("button", name="Switch to light theme").click()
 
 
+def test_org_switcher_and_the_empty_state(page: Page, fleet: Fleet) -> None:
+    sign_in(page)
+    open_agents(page, fleet)
+    page.get_by_label("Organisation").select_option(label="default")
+    expect(page).to_have_url(re.compile(r"/orgs/[0-9a-f-]+/agents$"))
+    assert fleet.org.id not in page.url
+    expect(page.get_by_role("heading", name="No agents yet")).to_be_visible()
+    page.get_by_role("link", name="Create a registration token").click()
+    expect(page.get_by_role("heading", name="Registration tokens")).to_be_visible()
+    expect(page.get_by_role("heading", name="No registration tokens yet")).to_be_visible()
+
+
 def test_a_new_agent_appears_live_and_turns_healthy(page: Page, fleet: Fleet) -> None:
     sign_in(page)
     open_agents(page, fleet)
@@ -496,7 +508,7 @@ def test_bulk_set_labels_on_all_matching_across_pages(page: Page, fleet: Fleet) 
             fleet.org.admin.delete(f"/api/v1/gateways/{gw['id']}", params={"org_id": fleet.org.id})
 
 
-def test_deactivate_from_details(page: Page, fleet: Fleet) -> None:
+def test_deactivate_and_delete_from_details(page: Page, fleet: Fleet) -> None:
     sign_in(page)
     open_agents(page, fleet)
     row(page, "edge-us-east-2").get_by_role("link").click()
@@ -512,6 +524,16 @@ def test_deactivate_from_details(page: Page, fleet: Fleet) -> None:
     fleet.heartbeats.discard(fleet.id_of("edge-us-east-2"))
     status = fleet.org.get(f"/api/v1/gateways/{fleet.id_of('edge-us-east-2')}").json()["status"]
     assert status == "inactive"
+
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog", name="Delete edge-us-east-2?").get_by_role(
+        "button", name="Delete agent"
+    ).click()
+    expect(page).to_have_url(re.compile(r"/agents$"))
+    expect(row(page, "edge-us-east-1")).to_be_visible()
+    expect(row(page, "edge-us-east-2")).to_have_count(0)
+    gone = fleet.org.get(f"/api/v1/gateways/{fleet.id_of('edge-us-east-2')}")
+    assert gone.status_code == 404
 
 
 def test_a_viewer_sees_no_write_controls(page: Page, fleet: Fleet) -> None:
