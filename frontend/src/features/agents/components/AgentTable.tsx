@@ -116,7 +116,6 @@ const AgentRow = memo(function AgentRow({ orgId, gateway: g, selectable, checked
     <tr
       tabIndex={0}
       className={checked ? "is-selected" : undefined}
-      aria-selected={selectable ? checked : undefined}
       data-gateway-id={g.id}
       onKeyDown={(e) => onKey(e, g)}
       onClick={(e) => onClick(e, g)}
