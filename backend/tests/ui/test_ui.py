@@ -392,6 +392,11 @@ def test_agent_details_config_copy_and_download(page: Page, fleet: Fleet, shots:
         page.get_by_role("button", name="Download").click()
     assert download.value.suggested_filename == "collector-prod-eu-effective.yaml"
     assert Path(download.value.path()).read_text() == copied
+    page.get_by_role("tab", name="Changes").click()
+    changes = page.get_by_label("Changes from desired to effective")
+    expect(changes).to_contain_text("added: hostmetrics:")
+    expect(changes).to_contain_text("removed: exporters:")
+    page.get_by_role("tab", name="Effective").click()
     expect(page.get_by_role("heading", name="Component health")).to_be_visible()
     page.set_viewport_size({"width": 1440, "height": 1560})
     page.screenshot(path=shots / "agent-details.png")

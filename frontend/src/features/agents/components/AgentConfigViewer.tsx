@@ -1,8 +1,30 @@
-import { useState } from "react";
+import { useMemo, useState } from "react";
 import { CopyButton } from "@/components/CopyButton";
 import { RelativeTime } from "@/components/RelativeTime";
 import type { Schemas } from "@/lib/api-client";
+import { diffLines } from "../lib/diff";
 import { YamlView } from "./YamlView";
+
+function DriftView({ desired, effective }: { desired: string; effective: string }) {
+  const lines = useMemo(() => diffLines(desired, effective), [desired, effective]);
+  if (!lines) return <p className="muted">The configurations are too large to compare here; download both instead.</p>;
+  return (
+    <pre className="yaml diff" aria-label="Changes from desired to effective" tabIndex={0}>
+      <code>
+        {lines.map((line, i) => (
+          <span key={i} className={`yaml__line diff__${line.kind}`}>
+            <span className="yaml__gutter" aria-hidden="true">
+              {line.kind === "added" ? "+" : line.kind === "removed" ? "−" : ""}
+            </span>
+            <span className="sr-only">{line.kind === "same" ? "" : `${line.kind}: `}</span>
+            {line.text}
+            {"\n"}
+          </span>
+        ))}
+      </code>
+    </pre>
+  );
+}
 
 type Config = Schemas["ConfigOut"];
 
@@ -32,9 +54,14 @@ function download(name: string, text: string) {
  */
 export function AgentConfigViewer({ config, agentName }: { config: Config; agentName: string }) {
   const hasEffective = Boolean(config.effective);
-  const [tab, setTab] = useState<"desired" | "effective">("desired");
+  const [tab, setTab] = useState<"desired" | "effective" | "changes">("desired");
   const shown = tab === "effective" && config.effective ? config.effective.config_yaml : config.config_yaml;
   const drift = hasDrift(config);
+  const tabs = [
+    ["desired", "Desired"],
+    ["effective", "Effective"],
+    ...(drift ? [["changes", "Changes"] as const] : []),
+  ] as const;
   const fileName = `${agentName.replace(/[^A-Za-z0-9._-]+/g, "-")}-${tab}.yaml`;
   const status = config.remote_config_status;
 
@@ -58,26 +85,36 @@ export function AgentConfigViewer({ config, agentName }: { config: Config; agent
         <span className="card__spacer" />
         {hasEffective && (
           <div className="segmented" role="tablist" aria-label="Configuration view">
-            {(["desired", "effective"] as const).map((t) => (
+            {tabs.map(([t, label]) => (
               <button key={t} type="button" role="tab" aria-selected={tab === t} className="segmented__item" onClick={() => setTab(t)}>
-                {t === "desired" ? "Desired" : "Effective"}
+                {label}
               </button>
             ))}
           </div>
         )}
-        <CopyButton text={shown} label="Copy" />
-        <button type="button" className="btn btn--small" onClick={() => download(fileName, shown)}>
-          Download
-        </button>
+        {tab !== "changes" && (
+          <>
+            <CopyButton text={shown} label="Copy" />
+            <button type="button" className="btn btn--small" onClick={() => download(fileName, shown)}>
+              Download
+            </button>
+          </>
+        )}
       </header>
       {status?.error_message && (
         <p className="notice notice--error" role="alert">
           {status.error_message}
         </p>
       )}
-      <YamlView text={shown} label={`${tab === "effective" ? "Effective" : "Desired"} configuration`} />
+      {tab === "changes" && config.effective ? (
+        <DriftView desired={config.config_yaml} effective={config.effective.config_yaml} />
+      ) : (
+        <YamlView text={shown} label={`${tab === "effective" ? "Effective" : "Desired"} configuration`} />
+      )}
       <footer className="card__footer muted">
-        {tab === "effective" && config.effective ? (
+        {tab === "changes" ? (
+          <>Lines marked + are in the effective configuration only, − in the desired one only.</>
+        ) : tab === "effective" && config.effective ? (
           <>
             Reported by the agent <RelativeTime iso={config.effective.updated_at} />
           </>

@@ -30,6 +30,11 @@ describe("AgentConfigViewer", () => {
     expect(screen.getByLabelText("Desired configuration")).toHaveTextContent("desired: 1");
     await userEvent.click(screen.getByRole("tab", { name: "Effective" }));
     expect(screen.getByLabelText("Effective configuration")).toHaveTextContent("effective: 2");
+    await userEvent.click(screen.getByRole("tab", { name: "Changes" }));
+    const changes = screen.getByLabelText("Changes from desired to effective");
+    expect(changes).toHaveTextContent("added: effective: 2");
+    expect(changes).toHaveTextContent("removed: desired: 1");
+    expect(screen.queryByRole("button", { name: "Download" })).toBeNull();
   });
 
   it("has no tabs without an effective configuration", () => {
