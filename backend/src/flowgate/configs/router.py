@@ -17,7 +17,7 @@ from flowgate.configs.models import ConfigVersion
 from flowgate.configs.schemas import (
     MAX_VERSION,
     ConfigCreate,
-    ConfigOut,
+    ConfigTemplateOut,
     ConfigUpdate,
     DiffOut,
     VersionCreate,
@@ -53,35 +53,38 @@ def _version_out(v: ConfigVersion) -> VersionOut:
 @router.post("", operation_id="create_config", status_code=status.HTTP_201_CREATED)
 async def create_config(
     body: ConfigCreate, access: OperatorAccess, session: SessionDep
-) -> ConfigOut:
+) -> ConfigTemplateOut:
     """A new, empty template; the name is unique in the organisation (409 otherwise)."""
     template = await templates.create(
         session, access.org_id, body.name, body.description, access.principal.actor_id
     )
-    return ConfigOut.model_validate(template)
+    return ConfigTemplateOut.model_validate(template)
 
 
 @router.get("", operation_id="list_configs")
-async def list_configs(access: ViewerAccess, session: SessionDep) -> list[ConfigOut]:
+async def list_configs(access: ViewerAccess, session: SessionDep) -> list[ConfigTemplateOut]:
     """The organisation's templates, sorted by name."""
     return [
-        ConfigOut.model_validate(t) for t in await templates.list_templates(session, access.org_id)
+        ConfigTemplateOut.model_validate(t)
+        for t in await templates.list_templates(session, access.org_id)
     ]
 
 
 @router.get("/{config_id}", operation_id="get_config")
-async def get_config(config_id: uuid.UUID, access: ViewerAccess, session: SessionDep) -> ConfigOut:
-    return ConfigOut.model_validate(await templates.get(session, access.org_id, config_id))
+async def get_config(
+    config_id: uuid.UUID, access: ViewerAccess, session: SessionDep
+) -> ConfigTemplateOut:
+    return ConfigTemplateOut.model_validate(await templates.get(session, access.org_id, config_id))
 
 
 @router.patch("/{config_id}", operation_id="update_config")
 async def update_config(
     config_id: uuid.UUID, body: ConfigUpdate, access: OperatorAccess, session: SessionDep
-) -> ConfigOut:
+) -> ConfigTemplateOut:
     """Rename or describe the template; its versions are untouched."""
     changes = body.model_dump(exclude_unset=True)
     template = await templates.update(session, access.org_id, config_id, changes)
-    return ConfigOut.model_validate(template)
+    return ConfigTemplateOut.model_validate(template)
 
 
 @router.delete("/{config_id}", operation_id="delete_config", status_code=status.HTTP_204_NO_CONTENT)

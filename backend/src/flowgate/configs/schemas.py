@@ -40,7 +40,7 @@ class ConfigUpdate(RequestBody):
         return self
 
 
-class ConfigOut(BaseModel):
+class ConfigTemplateOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
     org_id: uuid.UUID
