@@ -84,7 +84,10 @@ async def seed_postgres(dbname: str, org_name: str, n: int) -> None:
         org_id = await conn.fetchval("SELECT id FROM organizations WHERE name = $1", org_name)
         await conn.copy_records_to_table(
             "gateways",
-            records=[(*r[:4], r[4], r[5], r[6], r[6], "{}", "{}", "rest") for r in rows(org_id, n)],
+            records=[
+                (*r[:4], r[4], r[5], r[6], r[6], "{}", "{}", "{}", "{}", "rest")
+                for r in rows(org_id, n)
+            ],
             columns=[
                 "id",
                 "instance_id",
@@ -96,6 +99,8 @@ async def seed_postgres(dbname: str, org_name: str, n: int) -> None:
                 "updated_at",
                 "extra_metadata",
                 "labels",
+                "agent_labels",
+                "manual_labels",
                 "transport",
             ],
         )
@@ -113,7 +118,8 @@ def seed_sqlite(path: Path, org_name: str, n: int) -> None:
     fmt = "%Y-%m-%d %H:%M:%S.%f"
     db.executemany(
         "INSERT INTO gateways (id, instance_id, org_id, name, status, last_seen, created_at,"
-        " updated_at, extra_metadata, labels, transport) VALUES (?,?,?,?,?,?,?,?,'{}','{}','rest')",
+        " updated_at, extra_metadata, labels, agent_labels, manual_labels, transport)"
+        " VALUES (?,?,?,?,?,?,?,?,'{}','{}','{}','{}','rest')",
         [
             (
                 r[0].hex,
