@@ -292,7 +292,7 @@ def test_org_switcher_and_the_empty_state(page: Page, fleet: Fleet) -> None:
     assert fleet.org.id not in page.url
     expect(page.get_by_role("heading", name="No agents yet")).to_be_visible()
     page.get_by_role("link", name="Create a registration token").click()
-    expect(page.get_by_role("heading", name="Registration tokens")).to_be_visible()
+    expect(page.get_by_role("heading", name="Registration tokens", exact=True)).to_be_visible()
     expect(page.get_by_role("heading", name="No registration tokens yet")).to_be_visible()
 
 

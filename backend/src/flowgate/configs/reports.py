@@ -21,6 +21,7 @@ from sqlalchemy import Table, and_, bindparam, func, literal_column, or_, select
 
 from flowgate.configs.base import base_config_yaml, config_hash
 from flowgate.configs.models import Assignment, ConfigVersion, DeploymentTarget, TargetState
+from flowgate.core import outage
 from flowgate.core.db import utcnow
 from flowgate.core.uow import UnitOfWork
 
@@ -75,8 +76,11 @@ class RolloutReports:
             try:
                 async with self._unit_of_work() as uow:
                     await _write(uow, list(batch.values()))
-            except Exception:
-                log.warning("writing rollout reports failed; will retry", exc_info=True)
+            except Exception as exc:
+                if outage.is_unavailable(exc):  # logged once per outage, by the tracker
+                    outage.tracker.failed(exc, where="rollout reports", request=False)
+                else:
+                    log.warning("writing rollout reports failed; will retry", exc_info=True)
                 for gid, report in batch.items():
                     self._pending.setdefault(gid, report)
                 return 0

@@ -29,6 +29,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from flowgate.configs.models import Deployment, DeploymentState, TargetState
+from flowgate.core import outage
 from flowgate.core.db import utcnow
 from flowgate.core.events import DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
@@ -73,7 +74,9 @@ class RolloutDriver:
                 async with self._unit_of_work() as uow:
                     if await self._advance(uow, deployment_id):
                         driven += 1
-            except Exception:
+            except Exception as exc:
+                if outage.is_unavailable(exc):
+                    raise  # the database went away: the next tick retries
                 log.exception(
                     "advancing a deployment failed", extra={"deployment_id": str(deployment_id)}
                 )
@@ -168,8 +171,11 @@ class RolloutDriver:
             self._wake.clear()
             try:
                 await self.tick()
-            except Exception:
-                log.exception("rollout tick failed")
+            except Exception as exc:
+                if outage.is_unavailable(exc):  # logged once per outage, by the tracker
+                    outage.tracker.failed(exc, where="rollout driver", request=False)
+                else:
+                    log.exception("rollout tick failed")
 
     def start(self) -> None:
         if self._task is None:
@@ -192,4 +198,4 @@ class RolloutDriver:
                     .execution_options(synchronize_session=False)
                 )
         except Exception:
-            log.warning("could not release rollout leases; they lapse on their own")
+            log.warning("could not release rollout leases; they lapse on their own", exc_info=False)

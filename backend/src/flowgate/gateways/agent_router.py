@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Body, Header
 
-from flowgate.core.deps import SessionDep
+from flowgate.core.deps import SessionDep, UowDep
 from flowgate.core.routing import api_router
 from flowgate.core.security import bearer_token
 from flowgate.gateways import repository, service, views
@@ -21,16 +21,17 @@ AuthHeader = Annotated[str | None, Header(include_in_schema=False)]
 @router.post("/heartbeat/{instance_id}", operation_id="gateway_heartbeat")
 async def gateway_heartbeat(
     instance_id: str,
-    session: SessionDep,
+    uow: UowDep,
     identities: IdentitiesDep,
     presence: PresenceDep,
     reports: ReportsDep,
     body: Annotated[HeartbeatRequest | None, Body()] = None,
     authorization: AuthHeader = None,
 ) -> HeartbeatResponse:
-    ident = await identities.authenticate(session, bearer_token(authorization))
+    ident = await identities.authenticate(uow.session, bearer_token(authorization))
     service.check_instance(ident, instance_id)
-    await service.heartbeat(presence, reports, ident, body)
+    if service.heartbeat(presence, reports, ident, body):
+        uow.after_commit(lambda: service.write_transition(presence))
     return HeartbeatResponse(gateway_id=ident.gateway_id)
 
 

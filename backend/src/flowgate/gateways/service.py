@@ -7,6 +7,8 @@ replica drops the cached credential, forgets buffered heartbeats and closes the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -24,6 +26,9 @@ from flowgate.gateways.schemas import GatewayUpdate, HeartbeatRequest
 
 log = logging.getLogger(__name__)
 
+#: How long a status-changing heartbeat waits for its write before it is answered anyway.
+TRANSITION_WRITE_SECONDS = 2.0
+
 
 def check_instance(ident: GatewayIdentity, instance_id: str) -> None:
     if ident.instance_id != instance_id:
@@ -34,18 +39,19 @@ def check_instance(ident: GatewayIdentity, instance_id: str) -> None:
         raise InstanceMismatch()
 
 
-async def heartbeat(
+def heartbeat(
     presence: Presence,
     reports: RolloutReports,
     ident: GatewayIdentity,
     body: HeartbeatRequest | None,
-) -> None:
+) -> bool:
     """Record a REST heartbeat in memory; the presence flusher writes it in a batch.
 
-    A heartbeat that changes the gateway's status (its first one, or the first after it was
-    offline) is written before it is answered, so whoever sees the answer — the gateway's
-    script, a person following the quick start — finds the gateway active and healthy at once.
-    Transitions are rare (once per gateway start), so this costs nothing at steady state.
+    Returns whether the heartbeat changes the gateway's status (its first one, or the first
+    after it was offline): the caller then has it written before answering
+    (:func:`write_transition`), so whoever sees the answer — the gateway's script, a person
+    following the quick start — finds the gateway active and healthy at once. Transitions are
+    rare (once per gateway start), so this costs nothing at steady state.
     """
     assert ident.token_digest is not None  # authenticated identities always have one
     now = utcnow()
@@ -70,8 +76,16 @@ async def heartbeat(
             }
     if body is not None:
         _report_rollout(reports, ident, body)
-    if presence.record(ident.gateway_id, ident.token_digest, metadata=metadata, **values):
-        await presence.flush()
+    return presence.record(ident.gateway_id, ident.token_digest, metadata=metadata, **values)
+
+
+async def write_transition(presence: Presence) -> None:
+    """Flush presence now, waiting at most ``TRANSITION_WRITE_SECONDS``. Run it after the
+    request's unit of work has committed (so the request holds no pooled connection while it
+    waits). With the database away the heartbeat is still accepted at once; the shielded flush
+    goes on, and the periodic one retries whatever it could not write."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(presence.flush()), TRANSITION_WRITE_SECONDS)
 
 
 def _report_rollout(
