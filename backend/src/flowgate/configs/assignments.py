@@ -42,7 +42,8 @@ class Desired:
     assigned_at: datetime | None
 
 
-def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
+def chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
+    """``ids`` in slices of ``CHUNK`` (one IN list per statement)."""
     return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
 
@@ -50,7 +51,7 @@ async def current(
     session: AsyncSession, gateway_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Assignment]:
     found: dict[uuid.UUID, Assignment] = {}
-    for chunk in _chunks(gateway_ids):
+    for chunk in chunks(gateway_ids):
         rows = await session.scalars(select(Assignment).where(Assignment.gateway_id.in_(chunk)))
         found.update({a.gateway_id: a for a in rows})
     return found
@@ -96,7 +97,7 @@ async def desired_for(
 ) -> dict[uuid.UUID, Desired]:
     """The desired configuration of each gateway that has an assignment."""
     out: dict[uuid.UUID, Desired] = {}
-    for chunk in _chunks(gateway_ids):
+    for chunk in chunks(gateway_ids):
         rows = await session.execute(
             select(Assignment, ConfigVersion, ConfigTemplate)
             .outerjoin(ConfigVersion, ConfigVersion.id == Assignment.config_version_id)

@@ -28,6 +28,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.configs import assignments, validation
+from flowgate.configs.assignments import chunks
 from flowgate.configs.models import (
     ACTIVE_DEPLOYMENT_STATES,
     Assignment,
@@ -50,8 +51,6 @@ from flowgate.gateways import repository, selectors
 log = logging.getLogger(__name__)
 
 CHUNK = 1000
-#: Target states that count as "this batch is done" (nothing more to wait for).
-SETTLED = (TargetState.applied, TargetState.failed, TargetState.superseded)
 COUNT_KEYS = ("total", *(s.value for s in TargetState))
 
 
@@ -73,10 +72,6 @@ class Plan:
     auto_rollback: bool
     message: str | None = None
     rollback_of: uuid.UUID | None = None
-
-
-def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
-    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
 
 
 class TemplateNotFound(NotFound):
@@ -239,7 +234,7 @@ async def supersede(
     session: AsyncSession, deployment_id: uuid.UUID, gateway_ids: Sequence[uuid.UUID]
 ) -> None:
     """Older deployments stop waiting for these gateways: the newer one owns them now."""
-    for chunk in _chunks(gateway_ids):
+    for chunk in chunks(gateway_ids):
         await session.execute(
             update(DeploymentTarget)
             .where(
@@ -347,7 +342,7 @@ async def counts(
 ) -> dict[uuid.UUID, dict[str, int]]:
     """Per deployment: how many targets are in each state, and the total."""
     out = {did: dict.fromkeys(COUNT_KEYS, 0) for did in deployment_ids}
-    for chunk in _chunks(deployment_ids):
+    for chunk in chunks(deployment_ids):
         rows = await session.execute(
             select(DeploymentTarget.deployment_id, DeploymentTarget.state, func.count())
             .where(DeploymentTarget.deployment_id.in_(chunk))
@@ -474,7 +469,6 @@ async def rollback(
 
 
 __all__ = [
-    "SETTLED",
     "DeploymentNotFound",
     "Plan",
     "batch_counts",

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Select,
@@ -39,9 +39,6 @@ from flowgate.gateways.health import (
 )
 from flowgate.gateways.models import Gateway, GatewayLabel, GatewayStatus
 from flowgate.gateways.selectors import Selector
-
-if TYPE_CHECKING:
-    from flowgate.gateways.selectors import Selector
 
 #: Columns that presence (heartbeats, OpAMP state) may write in batches.
 PRESENCE_COLUMNS = frozenset(
