@@ -23,7 +23,9 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +39,7 @@ from typing import Any
 import httpx
 
 ADMIN = "bench@example.com"
+HEARTBEAT_SECONDS = 30.0
 CAPS = 0x1 | 0x2 | 0x4 | 0x800 | 0x1000 | 0x2000
 CONFIG = (
     "receivers:\n  otlp:\n    protocols:\n      grpc: {}\nexporters:\n  debug: {}\n"
@@ -110,7 +113,15 @@ def agent_worker(
         from websockets.asyncio.client import connect
 
         uid = uuid.uuid4().bytes
-        seq = 0
+        seq = [0]  # shared by the heartbeats and the status reports: one sequence
+
+        def message(**fields: Any) -> bytes:
+            msg = opamp_pb2.AgentToServer(
+                instance_uid=uid, sequence_num=seq[0], capabilities=CAPS, **fields
+            )
+            seq[0] += 1
+            return b"\x00" + msg.SerializeToString()
+
         async with connect(
             ws_url,
             additional_headers={"Authorization": f"Bearer {token}"},
@@ -126,37 +137,38 @@ def agent_worker(
                     )
                 ]
             )
-            first = opamp_pb2.AgentToServer(
-                instance_uid=uid,
-                sequence_num=seq,
-                capabilities=CAPS,
-                agent_description=desc,
-                health=opamp_pb2.ComponentHealth(healthy=True),
+            await ws.send(
+                message(agent_description=desc, health=opamp_pb2.ComponentHealth(healthy=True))
             )
-            await ws.send(b"\x00" + first.SerializeToString())
             reply = opamp_pb2.ServerToAgent()
             reply.ParseFromString((await ws.recv())[1:])
             if reply.HasField("error_response"):
                 raise RuntimeError(reply.error_response.error_message)
             ready.put(1)
-            while True:
-                data = await ws.recv()
-                msg = opamp_pb2.ServerToAgent()
-                msg.ParseFromString(data[1:])
-                if not msg.HasField("remote_config"):
-                    continue
-                pushed.append(time.time())
-                seq += 1
-                status = opamp_pb2.AgentToServer(
-                    instance_uid=uid,
-                    sequence_num=seq,
-                    capabilities=CAPS,
-                    remote_config_status=opamp_pb2.RemoteConfigStatus(
+
+            async def heartbeat() -> None:
+                # As a real agent does: without it the server's idle timeout (heartbeat
+                # interval x missed heartbeats) closes sockets during a slow connect phase.
+                await asyncio.sleep(random.uniform(0, HEARTBEAT_SECONDS))
+                while True:
+                    await ws.send(message())
+                    await asyncio.sleep(HEARTBEAT_SECONDS)
+
+            beating = asyncio.create_task(heartbeat())
+            try:
+                while True:
+                    msg = opamp_pb2.ServerToAgent()
+                    msg.ParseFromString((await ws.recv())[1:])
+                    if not msg.HasField("remote_config"):
+                        continue
+                    pushed.append(time.time())
+                    status = opamp_pb2.RemoteConfigStatus(
                         last_remote_config_hash=msg.remote_config.config_hash,
                         status=opamp_pb2.RemoteConfigStatuses_APPLIED,
-                    ),
-                )
-                await ws.send(b"\x00" + status.SerializeToString())
+                    )
+                    await ws.send(message(remote_config_status=status))
+            finally:
+                beating.cancel()
 
     async def main() -> None:
         pushed: list[float] = []
@@ -170,8 +182,9 @@ def agent_worker(
             if len(pushed) >= len(tokens):
                 break
         results.put(max(pushed))
-        for task in tasks:
-            task.cancel()
+        # Stay connected (the parent kills this process): agents leaving at once would
+        # measure a disconnect storm, not the rollout.
+        await asyncio.gather(*tasks)
 
     uvloop.run(main())
 
@@ -182,6 +195,11 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="record the server with py-spy from the API call to all applied (collapsed stacks)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="flowgate-fanout-"))
@@ -265,6 +283,15 @@ def main() -> None:
             f"/api/v1/configs/{config['id']}/versions", json={"config_yaml": CONFIG}
         )
         assert version.status_code == 201, version.text
+        profiler = None
+        if args.profile:
+            profiler = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--rate", "250"]
+                + ["--output", args.profile, "--nonblocking"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)  # py-spy attaches
         t0 = time.time()
         started = time.monotonic()
         created = http.post(
@@ -281,6 +308,9 @@ def main() -> None:
                 applied_s = time.monotonic() - started
                 break
             time.sleep(0.05)
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         pushed_s = max(results.get(timeout=args.timeout) for _ in procs) - t0
         print(
             json.dumps(

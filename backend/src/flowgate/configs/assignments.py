@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Uuid, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,8 @@ from flowgate.configs.models import (
     ConfigVersion,
     Deployment,
 )
+from flowgate.core import bulk
+from flowgate.core.db import UTCDateTime
 
 CHUNK = 1000
 
@@ -67,8 +69,9 @@ async def assign(
     """Make each ``(gateway, version)`` the gateway's assignment (insert or replace)."""
     if not targets:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    if bulk.is_postgres(session):
+        await _assign_set_based(session, org_id, deployment_id, targets, now)
+        return
     rows = [
         {
             "gateway_id": gid,
@@ -80,7 +83,7 @@ async def assign(
         for gid, vid in targets
     ]
     for start in range(0, len(rows), CHUNK):
-        stmt = insert(Assignment).values(rows[start : start + CHUNK])
+        stmt = sqlite.insert(Assignment).values(rows[start : start + CHUNK])
         stmt = stmt.on_conflict_do_update(
             index_elements=[Assignment.gateway_id],
             set_={
@@ -92,43 +95,95 @@ async def assign(
         await session.execute(stmt.execution_options(synchronize_session=False))
 
 
+async def _assign_set_based(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    deployment_id: uuid.UUID,
+    targets: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
+    now: datetime,
+) -> None:
+    """:func:`assign` on PostgreSQL: one ``INSERT ... SELECT FROM unnest ... ON CONFLICT``."""
+    t = bulk.unnest(
+        "t",
+        gateway_id=("uuid", [gid for gid, _ in targets]),
+        version_id=("uuid", [vid for _, vid in targets]),
+    )
+    source = select(
+        t.c.gateway_id,
+        literal(org_id, Uuid()),
+        t.c.version_id,
+        literal(deployment_id, Uuid()),
+        literal(now, UTCDateTime()),
+    )
+    stmt = postgresql.insert(Assignment).from_select(
+        ["gateway_id", "org_id", "config_version_id", "deployment_id", "assigned_at"], source
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Assignment.gateway_id],
+        set_={
+            "config_version_id": stmt.excluded.config_version_id,
+            "deployment_id": stmt.excluded.deployment_id,
+            "assigned_at": stmt.excluded.assigned_at,
+        },
+    )
+    await session.execute(stmt.execution_options(synchronize_session=False))
+
+
 async def desired_for(
     session: AsyncSession, gateway_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Desired]:
     """The desired configuration of each gateway that has an assignment."""
     out: dict[uuid.UUID, Desired] = {}
+    # Assignments first, then each distinct version once: a fan-out to 10k gateways of one
+    # version reads its body once, not 10k times.
+    versions: dict[uuid.UUID, tuple[ConfigVersion, ConfigTemplate | None]] = {}
     for chunk in chunks(gateway_ids):
-        rows = await session.execute(
-            select(Assignment, ConfigVersion, ConfigTemplate)
-            .outerjoin(ConfigVersion, ConfigVersion.id == Assignment.config_version_id)
-            .outerjoin(ConfigTemplate, ConfigTemplate.id == ConfigVersion.template_id)
-            .where(Assignment.gateway_id.in_(chunk))
-        )
-        for assignment, version, template in rows.all():
-            if version is None:
+        rows = (
+            await session.execute(
+                select(
+                    Assignment.gateway_id,
+                    Assignment.config_version_id,
+                    Assignment.deployment_id,
+                    Assignment.assigned_at,
+                ).where(Assignment.gateway_id.in_(chunk))
+            )
+        ).all()
+        unknown = {vid for _, vid, _, _ in rows if vid is not None and vid not in versions}
+        if unknown:
+            found = await session.execute(
+                select(ConfigVersion, ConfigTemplate)
+                .outerjoin(ConfigTemplate, ConfigTemplate.id == ConfigVersion.template_id)
+                .where(ConfigVersion.id.in_(unknown))
+            )
+            versions.update({v.id: (v, tpl) for v, tpl in found.all()})
+        for gateway_id, version_id, deployment_id, assigned_at in rows:
+            loaded = versions.get(version_id) if version_id is not None else None
+            if loaded is None:
+                # No version (or it is gone): the base configuration.
                 base = base_config_yaml()
-                out[assignment.gateway_id] = Desired(
-                    assignment.gateway_id,
+                out[gateway_id] = Desired(
+                    gateway_id,
                     base,
                     "text/yaml",
                     config_hash(base),
                     None,
                     None,
                     None,
-                    assignment.deployment_id,
-                    assignment.assigned_at,
+                    deployment_id,
+                    assigned_at,
                 )
                 continue
-            out[assignment.gateway_id] = Desired(
-                assignment.gateway_id,
+            version, template = loaded
+            out[gateway_id] = Desired(
+                gateway_id,
                 version.config_yaml,
                 version.content_type,
                 version.config_hash,
                 version.version,
                 template.id if template else None,
                 template.name if template else None,
-                assignment.deployment_id,
-                assignment.assigned_at,
+                deployment_id,
+                assigned_at,
             )
     return out
 

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, literal_column, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, literal_column, or_, select, update
 
+from flowgate.configs.assignments import chunks
 from flowgate.configs.base import base_config_yaml, config_hash
 from flowgate.configs.models import Assignment, ConfigVersion, DeploymentTarget, TargetState
-from flowgate.core import outage
+from flowgate.core import bulk, outage
 from flowgate.core.db import utcnow
+from flowgate.core.events import DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,13 @@ class RolloutReports:
                 return 0
             try:
                 async with self._unit_of_work() as uow:
-                    await _write(uow, list(batch.values()))
+                    moved = await _write(uow, list(batch.values()))
+                    # Once per deployment and flush, after the commit: the event stream and
+                    # the UI follow a 10k rollout without an event per gateway.
+                    for deployment_id, org_id in sorted(moved):
+                        uow.publish(
+                            DeploymentProgressed(deployment_id=deployment_id, org_id=org_id)
+                        )
             except Exception as exc:
                 if outage.is_unavailable(exc):  # logged once per outage, by the tracker
                     outage.tracker.failed(exc, where="rollout reports", request=False)
@@ -110,8 +118,16 @@ class RolloutReports:
         await self.flush()
 
 
-async def _write(uow: UnitOfWork, reports: list[Report]) -> None:
-    table = cast(Table, DeploymentTarget.__table__)
+async def _write(uow: UnitOfWork, reports: list[Report]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Move the targets the reports name; returns the (deployment, org) pairs that moved."""
+    if bulk.is_postgres(uow.session):
+        return await _write_set_based(uow, reports)
+    return await _write_rows(uow, reports)
+
+
+def _guards(table: Table) -> tuple[Any, Any, Any]:
+    """The deployment that owns the target's gateway, and the hash and number of the version
+    the target was sent (correlated to ``table``)."""
     owner = (
         select(Assignment.deployment_id)
         .where(Assignment.gateway_id == table.c.gateway_id)
@@ -127,6 +143,60 @@ async def _write(uow: UnitOfWork, reports: list[Report]) -> None:
         .where(ConfigVersion.id == table.c.to_version_id)
         .scalar_subquery()
     )
+    return owner, version_hash, version_number
+
+
+async def _write_set_based(
+    uow: UnitOfWork, reports: list[Report]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """PostgreSQL: every report in one ``UPDATE ... FROM unnest(...)``."""
+    table = cast(Table, DeploymentTarget.__table__)
+    owner, version_hash, version_number = _guards(table)
+    r = bulk.unnest(
+        "r",
+        gateway_id=("uuid", [x.gateway_id for x in reports]),
+        state=("text", [x.state.value for x in reports]),
+        hash=("text", [x.config_hash for x in reports]),
+        version=("int", [x.version if x.config_hash is None else None for x in reports]),
+        error=(
+            "text",
+            [(x.error_message or None) if x.state == TargetState.failed else None for x in reports],
+        ),
+    )
+    allowed = or_(
+        *(
+            and_(
+                r.c.state == state.value,
+                table.c.state.in_([s.value for s in sources]),
+            )
+            for state, sources in _FROM.items()
+        )
+    )
+    matches = case(
+        (
+            r.c.hash.is_not(None),
+            func.coalesce(version_hash, config_hash(base_config_yaml())) == r.c.hash,
+        ),
+        else_=or_(
+            version_number == r.c.version,
+            and_(table.c.to_version_id.is_(None), r.c.version.is_(None)),
+        ),
+    )
+    stmt = (
+        update(table)
+        .where(table.c.gateway_id == r.c.gateway_id, table.c.deployment_id == owner)
+        .where(allowed, matches)
+        .values(state=r.c.state, error_message=r.c.error, updated_at=utcnow())
+        .returning(table.c.deployment_id, table.c.org_id)
+    )
+    rows = (await uow.session.execute(stmt)).all()
+    return {(did, oid) for did, oid in rows}
+
+
+async def _write_rows(uow: UnitOfWork, reports: list[Report]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """SQLite: one guarded UPDATE per report state and kind, run with executemany."""
+    table = cast(Table, DeploymentTarget.__table__)
+    owner, version_hash, version_number = _guards(table)
     base_hash = config_hash(base_config_yaml())
     groups: dict[tuple[TargetState, bool], list[dict[str, Any]]] = {}
     now = utcnow()
@@ -167,3 +237,13 @@ async def _write(uow: UnitOfWork, reports: list[Report]) -> None:
             )
         )
         await uow.session.execute(stmt, params)
+    # Which deployments moved: the rows this flush stamped (one timestamp for all of them).
+    moved: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    for ids in chunks([r.gateway_id for r in reports]):
+        rows = await uow.session.execute(
+            select(table.c.deployment_id, table.c.org_id)
+            .where(table.c.gateway_id.in_(ids), table.c.updated_at == now)
+            .distinct()
+        )
+        moved.update((did, oid) for did, oid in rows.all())
+    return moved

@@ -22,9 +22,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Uuid,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.configs import assignments, validation
@@ -39,7 +49,8 @@ from flowgate.configs.models import (
     DeploymentTarget,
     TargetState,
 )
-from flowgate.core.db import utcnow
+from flowgate.core import bulk
+from flowgate.core.db import UTCDateTime, utcnow
 from flowgate.core.errors import ConfigRejected, Conflict, DomainError, GatewayNotFound, NotFound
 from flowgate.core.events import ConfigChanged, DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
@@ -193,28 +204,10 @@ async def create(
     batch_of = {gid: index for index, batch in enumerate(p.batches) for gid in batch}
     await supersede(session, deployment.id, [gid for gid, _ in p.targets])
     first = [(gid, vid) for gid, vid in p.targets if batch_of[gid] == 0] if send_first else []
-    # The first batch is written as sent, with what each gateway had before, in the same
-    # INSERT (one statement per 1000 rows, not an INSERT and an UPDATE per gateway).
-    previous = await assignments.current(session, [gid for gid, _ in first])
     now = utcnow()
-    sending = {gid for gid, _ in first}
-    rows = [
-        {
-            "deployment_id": deployment.id,
-            "gateway_id": gid,
-            "org_id": p.org_id,
-            "batch": batch_of[gid],
-            "to_version_id": version_id,
-            "had_assignment": gid in previous,
-            "previous_version_id": previous[gid].config_version_id if gid in previous else None,
-            "state": TargetState.sent if gid in sending else TargetState.pending,
-            "error_message": None,
-            "updated_at": now,
-        }
-        for gid, version_id in p.targets
-    ]
-    for start in range(0, len(rows), CHUNK):
-        await session.execute(insert(DeploymentTarget), rows[start : start + CHUNK])
+    # The first batch is written as sent, with what each gateway had before, in the same
+    # INSERT (not an INSERT and an UPDATE per gateway).
+    await _insert_targets(session, deployment, p.targets, batch_of, send_first, now)
     if send_first:
         await _assign_sent(uow, deployment, first, 0, now)
     log.info(
@@ -222,7 +215,7 @@ async def create(
         extra={
             "deployment_id": str(deployment.id),
             "org_id": str(p.org_id),
-            "gateways": len(rows),
+            "gateways": len(p.targets),
             "batches": len(p.batches),
             "rollback_of": str(p.rollback_of) if p.rollback_of else None,
         },
@@ -230,15 +223,84 @@ async def create(
     return deployment
 
 
+async def _insert_targets(
+    session: AsyncSession,
+    deployment: Deployment,
+    targets: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
+    batch_of: dict[uuid.UUID, int],
+    send_first: bool,
+    now: datetime,
+) -> None:
+    """One target row per gateway; those of batch 0 (when sent now) as ``sent`` with the
+    assignment they had before, the others ``pending``."""
+    if bulk.is_postgres(session):
+        t = bulk.unnest(
+            "t",
+            gateway_id=("uuid", [gid for gid, _ in targets]),
+            version_id=("uuid", [vid for _, vid in targets]),
+            batch=("int", [batch_of[gid] for gid, _ in targets]),
+        )
+        sending = t.c.batch == 0 if send_first else false()
+        source = select(
+            literal(deployment.id, Uuid()),
+            t.c.gateway_id,
+            literal(deployment.org_id, Uuid()),
+            t.c.batch,
+            t.c.version_id,
+            case((sending, Assignment.gateway_id.is_not(None)), else_=false()),
+            case((sending, Assignment.config_version_id), else_=null()),
+            case((sending, TargetState.sent.value), else_=TargetState.pending.value),
+            literal(now, UTCDateTime()),
+        ).select_from(t.outerjoin(Assignment, Assignment.gateway_id == t.c.gateway_id))
+        columns = [
+            "deployment_id",
+            "gateway_id",
+            "org_id",
+            "batch",
+            "to_version_id",
+            "had_assignment",
+            "previous_version_id",
+            "state",
+            "updated_at",
+        ]
+        await session.execute(insert(DeploymentTarget).from_select(columns, source))
+        return
+    first = [gid for gid, _ in targets if send_first and batch_of[gid] == 0]
+    previous = await assignments.current(session, first)
+    sent_now = set(first)
+    rows = [
+        {
+            "deployment_id": deployment.id,
+            "gateway_id": gid,
+            "org_id": deployment.org_id,
+            "batch": batch_of[gid],
+            "to_version_id": version_id,
+            "had_assignment": gid in previous,
+            "previous_version_id": previous[gid].config_version_id if gid in previous else None,
+            "state": TargetState.sent if gid in sent_now else TargetState.pending,
+            "error_message": None,
+            "updated_at": now,
+        }
+        for gid, version_id in targets
+    ]
+    for start in range(0, len(rows), CHUNK):
+        await session.execute(insert(DeploymentTarget), rows[start : start + CHUNK])
+
+
 async def supersede(
     session: AsyncSession, deployment_id: uuid.UUID, gateway_ids: Sequence[uuid.UUID]
 ) -> None:
     """Older deployments stop waiting for these gateways: the newer one owns them now."""
-    for chunk in chunks(gateway_ids):
+    if bulk.is_postgres(session):
+        t = bulk.unnest("t", gateway_id=("uuid", gateway_ids))
+        groups: list[Any] = [select(t.c.gateway_id)]
+    else:
+        groups = list(chunks(gateway_ids))
+    for ids in groups:
         await session.execute(
             update(DeploymentTarget)
             .where(
-                DeploymentTarget.gateway_id.in_(chunk),
+                DeploymentTarget.gateway_id.in_(ids),
                 DeploymentTarget.deployment_id != deployment_id,
                 DeploymentTarget.state.in_(
                     (TargetState.pending, TargetState.sent, TargetState.applying)
@@ -252,21 +314,30 @@ async def supersede(
 async def send_batch(uow: UnitOfWork, deployment: Deployment, batch: int) -> int:
     """Assign the deployment's version to the gateways of ``batch`` still pending in it;
     their live agents get it once the unit of work commits. Returns how many were sent."""
-    session = uow.session
+    now = utcnow()
+    previous = select(Assignment.config_version_id).where(
+        Assignment.gateway_id == DeploymentTarget.gateway_id
+    )
+    # One statement marks the batch sent and records what each gateway had before.
     rows = (
-        await session.execute(
-            select(DeploymentTarget.gateway_id, DeploymentTarget.to_version_id).where(
+        await uow.session.execute(
+            update(DeploymentTarget)
+            .where(
                 DeploymentTarget.deployment_id == deployment.id,
                 DeploymentTarget.batch == batch,
                 DeploymentTarget.state == TargetState.pending,
             )
+            .values(
+                state=TargetState.sent,
+                had_assignment=previous.exists(),
+                previous_version_id=previous.scalar_subquery(),
+                updated_at=now,
+            )
+            .returning(DeploymentTarget.gateway_id, DeploymentTarget.to_version_id)
+            .execution_options(synchronize_session=False)
         )
     ).all()
     targets = [(gid, vid) for gid, vid in rows]
-    gateway_ids = [gid for gid, _ in targets]
-    previous = await assignments.current(session, gateway_ids)
-    now = utcnow()
-    await _mark_sent(session, deployment.id, targets, previous, now)
     await _assign_sent(uow, deployment, targets, batch, now)
     return len(targets)
 
@@ -290,42 +361,6 @@ async def _assign_sent(
     if gateway_ids:
         uow.publish(ConfigChanged(org_id=deployment.org_id, gateway_ids=tuple(gateway_ids)))
     uow.publish(DeploymentProgressed(deployment_id=deployment.id, org_id=deployment.org_id))
-
-
-async def _mark_sent(
-    session: AsyncSession,
-    deployment_id: uuid.UUID,
-    targets: Sequence[tuple[uuid.UUID, uuid.UUID | None]],
-    previous: dict[uuid.UUID, Assignment],
-    now: datetime,
-) -> None:
-    table = cast(Table, DeploymentTarget.__table__)
-    params = [
-        {
-            "b_deployment": deployment_id,
-            "b_gateway": gid,
-            "had_assignment": gid in previous,
-            "previous_version_id": previous[gid].config_version_id if gid in previous else None,
-            "state": TargetState.sent.value,
-            "updated_at": now,
-        }
-        for gid, _ in targets
-    ]
-    stmt = (
-        update(table)
-        .where(
-            table.c.deployment_id == bindparam("b_deployment"),
-            table.c.gateway_id == bindparam("b_gateway"),
-        )
-        .values(
-            had_assignment=bindparam("had_assignment"),
-            previous_version_id=bindparam("previous_version_id"),
-            state=bindparam("state"),
-            updated_at=bindparam("updated_at"),
-        )
-    )
-    for start in range(0, len(params), CHUNK):
-        await session.execute(stmt, params[start : start + CHUNK])
 
 
 async def get(session: AsyncSession, org_id: uuid.UUID, deployment_id: uuid.UUID) -> Deployment:

@@ -325,7 +325,15 @@ class RemoteConfig:
         return cls(files=frozen, hash=config_hash(frozen))
 
     def to_proto(self) -> opamp_pb2.AgentRemoteConfig:
-        """The ``AgentRemoteConfig`` to put in ``ServerToAgent.remote_config``."""
+        """The ``AgentRemoteConfig`` to put in ``ServerToAgent.remote_config`` (built once per
+        object; callers copy it into their message and never change it)."""
+        cached: opamp_pb2.AgentRemoteConfig | None = self.__dict__.get("_proto")
+        if cached is None:
+            cached = self._build_proto()
+            object.__setattr__(self, "_proto", cached)
+        return cached
+
+    def _build_proto(self) -> opamp_pb2.AgentRemoteConfig:
         msg = opamp_pb2.AgentRemoteConfig(config_hash=self.hash)
         # Mark `config` present even when empty: "run nothing" is an explicit offer.
         msg.config.SetInParent()

@@ -262,8 +262,14 @@ class OpAMPEndpoint:
         closed = asyncio.Event()
 
         async def send_msg(msg: opamp_pb2.ServerToAgent) -> None:
-            if not closed.is_set():
+            if closed.is_set():
+                return
+            try:
                 await send({"type": "websocket.send", "bytes": core.encode_ws_frame(msg)})
+            except OSError:
+                # The agent went away while we answered or pushed (uvicorn raises
+                # ClientDisconnected, an OSError): an ordinary end of the connection.
+                closed.set()
 
         async def close(code: int) -> None:
             if not closed.is_set():
