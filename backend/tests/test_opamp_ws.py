@@ -101,6 +101,11 @@ async def test_push_reaches_live_websocket_and_status_is_recorded(org: Org) -> N
     gw = org.register()
     async with WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]) as agent:
         await agent.request(agent.full_state())
+        # "delivery" is read from the database: wait for the agent's presence to be written.
+        await asyncio.to_thread(
+            wait_for,
+            lambda: "AcceptsRemoteConfig" in status_of(org, gw["id"])["version"]["capabilities"],
+        )
         resp = await asyncio.to_thread(
             org.admin.put,
             f"/api/v1/gateways/{gw['id']}/remote-config",
