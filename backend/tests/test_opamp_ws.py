@@ -342,3 +342,25 @@ async def test_revoked_registration_token_stops_enrolment_at_once(org: Org) -> N
     with pytest.raises(InvalidStatus) as info:
         await WsAgent(url, token).connect()
     assert info.value.response.status_code == 401
+
+
+async def test_an_agent_that_vanishes_before_its_answer_is_an_ordinary_disconnect(
+    org: Org,
+) -> None:
+    """Agents that send a message and drop the TCP connection before the answer (a crash, a
+    load balancer reset) end their connections quietly: no error logged with a traceback,
+    the gateways turn inactive, and the server keeps serving."""
+    gateways = [org.register() for _ in range(8)]
+    for gw in gateways:
+        agent = await WsAgent(org.server.ws_url + "/v1/opamp", gw["opamp_token"]).connect()
+        assert agent.ws is not None
+        await agent.send(agent.full_state())
+        agent.ws.transport.abort()  # no close handshake: gone while the server answers
+    for gw in gateways:
+        await asyncio.to_thread(
+            wait_for, lambda gw=gw: status_of(org, gw["id"])["status"] == "inactive"
+        )
+    assert "opamp websocket failed" not in org.server.full_log()
+    async with WsAgent(org.server.ws_url + "/v1/opamp", gateways[0]["opamp_token"]) as agent:
+        reply = await agent.request(agent.full_state())
+        assert not reply.HasField("error_response")
