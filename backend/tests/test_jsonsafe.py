@@ -231,3 +231,21 @@ def test_anything_accepted_round_trips_and_nothing_else_escapes(value: Any) -> N
 @given(safe_values)
 def test_decode_accepts_what_json_dumps_writes(value: Any) -> None:
     assert decode(json.dumps(value)) == json.loads(json.dumps(value))
+
+
+def test_the_engines_json_encoder_stores_what_json_dumps_stored() -> None:
+    """``dump_json`` (orjson) writes the same values ``json.dumps`` did, non-ASCII text and
+    integer keys included, and falls back for integers orjson cannot encode."""
+    import json
+
+    from flowgate.core.db import dump_json
+
+    values: list[Any] = [
+        {"labels": {"région": "île-de-France", "emoji": "🚀"}, "n": [1, 2.5, True, None]},
+        {1: "integer keys become text", "nested": {"deep": [{"x": -(2**63)}]}},
+        {"big": 2**70},
+        [],
+        "plain",
+    ]
+    for value in values:
+        assert json.loads(dump_json(value)) == json.loads(json.dumps(value))

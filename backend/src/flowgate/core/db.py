@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, Uuid, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -81,6 +82,16 @@ def load_json(text: str | bytes) -> Any:
         return UndecodableJSON(reason)
 
 
+def dump_json(value: Any) -> str:
+    """The engines' JSON encoder: orjson (a tenth of ``json.dumps`` for the OpAMP states a
+    presence flush writes by the thousand), falling back to ``json.dumps`` for what orjson
+    refuses (integers past 64 bits), so anything storable before still is."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
@@ -130,7 +141,12 @@ POOL_TIMEOUT_SECONDS = 10
 
 def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, json_deserializer=load_json)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            json_serializer=dump_json,
+            json_deserializer=load_json,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -154,6 +170,7 @@ def create_engine(url: str) -> AsyncEngine:
         # bound both the TCP/TLS/startup handshake and the wait for a free pooled connection.
         pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args=connect_args,
+        json_serializer=dump_json,
         json_deserializer=load_json,
     )
 

@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
+import orjson
 from google.protobuf.message import DecodeError
 
 from flowgate.configs.hashing import absorb as _put
@@ -456,21 +457,33 @@ class AgentState:
     connection_settings_offered_hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable snapshot (deep copy); ``from_json`` restores it exactly."""
+        """A JSON-serialisable snapshot (deep copy); ``from_json`` restores it exactly.
+
+        The reports hold JSON values only (checked when received), so the deep copy is an
+        orjson round trip: about a tenth of ``copy.deepcopy`` for a typical state, and it runs
+        for every message that changes a report (a 10k-agent rollout: 10k of them).
+        """
+        reports = orjson.loads(
+            orjson.dumps(
+                {
+                    "identifying_attributes": self.identifying_attributes,
+                    "non_identifying_attributes": self.non_identifying_attributes,
+                    "health": self.health,
+                    "effective_config": self.effective_config,
+                    "remote_config_status": self.remote_config_status,
+                    "available_components": self.available_components,
+                    "custom_capabilities": list(self.custom_capabilities),
+                    "package_statuses": self.package_statuses,
+                    "connection_settings_status": self.connection_settings_status,
+                }
+            )
+        )
         return {
             "format": _STATE_FORMAT,
             "instance_uid": self.instance_uid.hex(),
             "sequence_num": self.sequence_num,
             "capabilities": self.capabilities,
-            "identifying_attributes": copy.deepcopy(self.identifying_attributes),
-            "non_identifying_attributes": copy.deepcopy(self.non_identifying_attributes),
-            "health": copy.deepcopy(self.health),
-            "effective_config": copy.deepcopy(self.effective_config),
-            "remote_config_status": copy.deepcopy(self.remote_config_status),
-            "available_components": copy.deepcopy(self.available_components),
-            "custom_capabilities": list(self.custom_capabilities),
-            "package_statuses": copy.deepcopy(self.package_statuses),
-            "connection_settings_status": copy.deepcopy(self.connection_settings_status),
+            **reports,
             "disconnected": self.disconnected,
             "remote_config_offered_hash": self.remote_config_offered_hash,
             "connection_settings_offered_hash": self.connection_settings_offered_hash,
