@@ -1,8 +1,18 @@
-"""Prometheus metrics of this replica, read from live state at scrape time (no hot-path cost)."""
+"""Prometheus metrics at ``/metrics`` (docs/observability.md).
+
+- This replica's internals, read from live state at scrape time (no hot-path cost).
+- Its counters (:mod:`flowgate.telemetry`): in memory, per replica; sum them in PromQL.
+- Fleet gauges (gateways by organisation, status and health; average health score): computed
+  by :class:`flowgate.fleet_metrics.FleetGauges` in the background, at most once per
+  ``FLOWGATE_METRICS_FLEET_SECONDS``, with one grouped query, and served from that cache — a
+  scrape never touches the database, however large the fleet. Every replica computes the same
+  numbers; aggregate them with ``max by (org)``, not ``sum``.
+"""
 
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -10,10 +20,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from flowgate import telemetry
 from flowgate.fleet import gcstats
 
 if TYPE_CHECKING:
     from flowgate.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class RuntimeCollector(Collector):
@@ -32,11 +45,6 @@ class RuntimeCollector(Collector):
             "flowgate_opamp_agents",
             "Native OpAMP agents with hot state on this replica",
             value=len(agents.agents),
-        )
-        yield CounterMetricFamily(
-            "flowgate_opamp_messages",
-            "AgentToServer messages processed",
-            value=agents.messages,
         )
         yield CounterMetricFamily(
             "flowgate_presence_flushes", "Batched presence writes", value=stats.flushes
@@ -76,6 +84,11 @@ class RuntimeCollector(Collector):
         )
 
 
+class TelemetryCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        yield from telemetry.families()
+
+
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
 
@@ -83,4 +96,6 @@ def render(registry: CollectorRegistry) -> bytes:
 def build_registry(runtime: Runtime) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(RuntimeCollector(runtime))
+    registry.register(TelemetryCollector())
+    registry.register(runtime.fleet_gauges)
     return registry

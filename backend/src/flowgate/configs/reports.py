@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, literal_column, or_, select, update
 
+from flowgate import telemetry
 from flowgate.configs.base import base_config_yaml, config_hash
 from flowgate.configs.models import Assignment, ConfigVersion, DeploymentTarget, TargetState
 from flowgate.core import outage
@@ -167,3 +169,7 @@ async def _write(uow: UnitOfWork, reports: list[Report]) -> None:
             )
         )
         await uow.session.execute(stmt, params)
+        if state in (TargetState.applied, TargetState.failed):  # reported outcomes
+            uow.after_commit(
+                functools.partial(telemetry.ROLLOUT_TARGETS.inc, state.value, amount=len(params))
+            )
