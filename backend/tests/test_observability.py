@@ -5,6 +5,8 @@ the CLI's commands land in the audit log."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import uuid
 from collections.abc import Callable
@@ -14,8 +16,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import db
-from tests.support.api import anonymous, new_org, superuser_client
+from tests.support.api import Org, anonymous, new_org, superuser_client
 from tests.support.polling import wait_for
+from tests.support.ws_agent import WsAgent
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -55,7 +58,9 @@ def test_fleet_metrics_follow_the_gateways(make_server: Callable[..., Any]) -> N
     def gauge(status: str, health: str) -> Callable[[], Samples | None]:
         def probe() -> Samples | None:
             s = scrape(server.url, token)
-            return s if value(s, "flowgate_gateways", **labels, status=status, health=health) else None
+            return (
+                s if value(s, "flowgate_gateways", **labels, status=status, health=health) else None
+            )
 
         return probe
 
@@ -120,12 +125,59 @@ def test_cli_commands_are_audited(make_server: Callable[..., Any]) -> None:
         "FROM audit_log WHERE actor_kind = 'cli' ORDER BY id",
     )
     org = uuid.UUID(org_id)
-    normal = [
-        (a, t, uuid.UUID(str(o)) if o else None, k, r, c) for a, t, o, k, _, r, c in rows
-    ]
+    normal = [(a, t, uuid.UUID(str(o)) if o else None, k, r, c) for a, t, o, k, _, r, c in rows]
     assert normal == [
         ("org.create", "org", org, "cli", "success", 200),
         ("registration_token.create", "registration_token", org, "cli", "success", 200),
         ("org.create", None, None, "cli", "failed", 409),
     ]
     assert all(str(row[4]).startswith("cli:") for row in rows)
+
+
+async def test_opamp_enrolment_is_audited_with_its_registration_token(org: Org) -> None:
+    made = org.admin.post(
+        "/api/v1/registration-tokens", params={"org_id": org.id}, json={"name": "fleet"}
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()
+    before = scrape_open(org.server.url)
+    async with WsAgent(org.server.ws_url + "/v1/opamp", token["token"]) as agent:
+        reply = await agent.request(agent.full_state())
+        assert not reply.HasField("error_response")
+    rows = await asyncio.to_thread(
+        db.query,
+        org.server,
+        "SELECT actor_kind, actor_label, object_type, object_id, result, detail "
+        "FROM audit_log WHERE action = 'gateway.register' AND actor_id = ?",
+        uuid.UUID(token["id"]),
+    )
+    assert len(rows) == 1, rows
+    kind, label, object_type, object_id, result, detail = rows[0]
+    gateway = org.get("/api/v1/gateways").json()["items"][0]
+    assert (kind, label, object_type, object_id, result) == (
+        "registration_token",
+        "fleet",
+        "gateway",
+        gateway["id"],
+        "success",
+    )
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail == {"transport": "opamp-ws", "created": True}
+    after = scrape_open(org.server.url)
+    opamp = (
+        "flowgate_registrations_total",
+        frozenset({"transport": "opamp", "outcome": "created"}.items()),
+    )
+    assert after.get(opamp, 0) == before.get(opamp, 0) + 1
+    ws = ("flowgate_opamp_messages_total", frozenset({"transport": "ws"}.items()))
+    assert after.get(ws, 0) >= before.get(ws, 0) + 1
+
+
+def scrape_open(url: str) -> Samples:
+    resp = httpx.get(f"{url}/metrics", timeout=10)
+    assert resp.status_code == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(resp.text)
+        for s in family.samples
+    }
