@@ -572,3 +572,30 @@ async def test_the_table_is_append_only(api: Api) -> None:
     with pytest.raises(Exception, match="append-only"):
         async with app.state.unit_of_work() as uow:
             await uow.session.execute(text("UPDATE audit_log SET action = 'x'"))
+
+
+async def test_retention_prunes_once_across_replicas(api: Api) -> None:
+    from datetime import timedelta
+
+    from flowgate.audit.retention import AuditPruner
+    from flowgate.core.db import utcnow
+
+    app = api.http._transport.app  # type: ignore[attr-defined]
+    old, recent = utcnow() - timedelta(days=40), utcnow() - timedelta(days=5)
+    async with app.state.unit_of_work() as uow:
+        for at in (old, old, recent):
+            uow.session.add(
+                AuditEntry(at=at, actor_kind="cli", action="x.y", result="success", status_code=200)
+            )
+    one = AuditPruner(app.state.unit_of_work, retention_days=30, interval=3600)
+    two = AuditPruner(app.state.unit_of_work, retention_days=30, interval=3600)
+    assert await one.prune() == 2
+    # Pruned within the interval: the other replica skips, and so does the first.
+    assert await two.prune() is None
+    assert await one.prune() is None
+    left = await _scalar(
+        api, select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "x.y")
+    )
+    assert left == 1
+    keep_all = AuditPruner(app.state.unit_of_work, retention_days=0, interval=3600)
+    assert await keep_all.prune() is None
