@@ -47,6 +47,10 @@ class RuntimeCollector(Collector):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    def describe(self) -> list[Metric]:
+        # Not collect() at registration, before the server started (and froze anything).
+        return []
+
     def collect(self) -> Iterator[Metric]:
         stats = self.runtime.presence.stats
         agents = self.runtime.agents
