@@ -147,12 +147,13 @@ async def test_opamp_enrolment_is_audited_with_its_registration_token(org: Org) 
     rows = await asyncio.to_thread(
         db.query,
         org.server,
-        "SELECT actor_kind, actor_label, object_type, object_id, result, detail "
+        "SELECT actor_kind, actor_label, object_type, object_id, result, detail, address "
         "FROM audit_log WHERE action = 'gateway.register' AND actor_id = ?",
         uuid.UUID(token["id"]),
     )
     assert len(rows) == 1, rows
-    kind, label, object_type, object_id, result, detail = rows[0]
+    kind, label, object_type, object_id, result, detail, address = rows[0]
+    assert address == "127.0.0.1"
     gateway = org.get("/api/v1/gateways").json()["items"][0]
     assert (kind, label, object_type, object_id, result) == (
         "registration_token",

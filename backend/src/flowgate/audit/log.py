@@ -5,9 +5,10 @@ state-changing request's record to; :func:`stage` is how the CLI and OpAMP enrol
 have no route) add theirs to their own unit of work. Nothing else writes ``audit_log``.
 
 Authentication failures (401) are not each worth a row — a scanner makes millions — so they
-are counted (``flowgate_auth_failures_total``) and sampled: at most one row per client address
-per :data:`SAMPLE_SECONDS`, carrying how many went unrecorded before it. A credential itself is
-never part of a record.
+are counted (``flowgate_auth_failures_total``), and every failed request of nobody in
+particular (no credential accepted: a 401, a throttled sign-in, a bad body without a
+credential) is sampled: at most one row per client address per :data:`SAMPLE_SECONDS`, carrying
+how many went unrecorded before it. A credential itself is never part of a record.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from starlette.requests import HTTPConnection
 
 from flowgate import telemetry
 from flowgate.audit.models import AuditEntry
-from flowgate.core.audit import AuditRecord, bind, current
+from flowgate.core.audit import AuditRecord, bind, client_address, current
 from flowgate.core.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def enrolment(
     record = current(uow.session)
     staged = record is None
     if record is None:
-        record = AuditRecord(action="gateway.register")
+        record = AuditRecord(action="gateway.register", address=client_address.get())
     record.actor("registration_token", token_id, token_name, (org_id,))
     record.org_id = org_id
     record.target("gateway", gateway_id)
@@ -126,6 +127,9 @@ class Sink:
     async def failed(self, connection: HTTPConnection, record: AuditRecord) -> None:
         if record.status_code == 401:
             telemetry.AUTH_FAILURES.inc(_credential(connection, record))
+        if record.actor_kind == "anonymous":
+            # Nobody authenticated (a 401, a throttled sign-in, a bad body sent without a
+            # credential): anyone can make these by the million, so sample them.
             unrecorded = self.auth_failures.sample(record.address)
             if unrecorded is None:
                 return

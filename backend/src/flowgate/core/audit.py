@@ -14,6 +14,7 @@ gateway it made) enrich the record of their session with :func:`current`.
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -26,6 +27,10 @@ from flowgate.core.uow import UnitOfWork
 
 ActorKind = Literal["user", "api_key", "registration_token", "cli", "anonymous"]
 Result = Literal["success", "denied", "failed"]
+
+#: The peer of the OpAMP connection or request being served (set by the OpAMP transport), for
+#: the records of work that has no route (an enrolment).
+client_address: ContextVar[str | None] = ContextVar("flowgate_client_address", default=None)
 
 _SESSION_KEY = "flowgate.audit"
 _STATE_KEY = "audit"
@@ -124,6 +129,7 @@ __all__ = [
     "AuditSink",
     "Result",
     "bind",
+    "client_address",
     "current",
     "note_actor",
     "note_org",
