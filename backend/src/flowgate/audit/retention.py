@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -88,6 +89,8 @@ class AuditPruner:
         return deleted
 
     async def _run(self) -> None:
+        # Replicas (and workers) starting together do not all reach for the lease at once.
+        await asyncio.sleep(random.uniform(0, min(30.0, self.interval)))
         while True:
             try:
                 await self.prune()
