@@ -932,8 +932,9 @@ def server_metrics(base_url: str) -> dict[str, float] | None:
     values: dict[str, float] = {}
     for line in response.text.splitlines():
         name, _, value = line.partition(" ")
+        name = name.split("{", 1)[0]  # labelled series (messages by transport) are summed
         if name in METRICS:
-            values[METRICS[name]] = float(value)
+            values[METRICS[name]] = values.get(METRICS[name], 0.0) + float(value)
     return values or None
 
 

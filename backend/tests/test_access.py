@@ -186,6 +186,7 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
         ),
         "remove_user": lambda: Call("admin", "DELETE", f"/api/v1/users/{user_id()}", 204),
         "list_api_keys": lambda: Call("admin", "GET", "/api/v1/api-keys", 200),
+        "list_audit_entries": lambda: Call("admin", "GET", "/api/v1/audit", 200),
         "create_api_key": lambda: Call("admin", "POST", "/api/v1/api-keys", 201, {"name": "k"}),
         "revoke_api_key": lambda: Call("admin", "DELETE", f"/api/v1/api-keys/{key_id()}", 200),
         "list_configs": lambda: Call("viewer", "GET", "/api/v1/configs", 200),

@@ -16,6 +16,8 @@ from tests.support.db import fetch_row, wait_flushed
 from tests.support.server import LiveServer
 from tests.support.ws_agent import WsAgent
 
+WS_MESSAGES = 'flowgate_opamp_messages_total{transport="ws"}'
+
 
 def metric(server: LiveServer, name: str) -> float:
     text = httpx.get(f"{server.url}/metrics").text
@@ -97,13 +99,13 @@ async def test_websocket_heartbeats_do_not_write_state(org: Org) -> None:
     await agent.request(agent.full_state())  # sequence_num 0
     first = await stored_state(org, gw["id"])
     assert first["sequence_num"] == 0 and first["health"]["status"] == "StatusOK"
-    messages_before = metric(org.server, "flowgate_opamp_messages_total")
+    messages_before = metric(org.server, WS_MESSAGES)
     rows_before = metric(org.server, "flowgate_presence_rows_total")
     for _ in range(200):
         reply = await agent.request(agent.message())
         assert not reply.flags
     after = await stored_state(org, gw["id"])
-    assert metric(org.server, "flowgate_opamp_messages_total") - messages_before == 200
+    assert metric(org.server, WS_MESSAGES) - messages_before == 200
     rows = metric(org.server, "flowgate_presence_rows_total") - rows_before
     assert 1 <= rows < 50, rows  # presence was written, in a few batches
     # Had any heartbeat rewritten the snapshot, it would carry a later sequence_num.

@@ -7,6 +7,7 @@ Secrets a command creates (tokens, keys) are the only thing it prints on stdout,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -93,18 +94,35 @@ def _prepare_database(settings: Settings, *, migrate: bool = True) -> None:
         )
 
 
-def _run(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def _run(action: Callable[[AsyncSession], Awaitable[T]], audited: str | None = None) -> T:
     """Migrate, then run ``action`` in one unit of work (committed when it returns; its events
-    reach running servers over Redis when ``FLOWGATE_REDIS_URL`` is set); domain errors exit 1."""
+    reach running servers over Redis when ``FLOWGATE_REDIS_URL`` is set); domain errors exit 1.
+    A command that changes state names its ``audited`` action: it is written to the audit log
+    (actor ``cli``, the operating-system user) in the same transaction, or on failure alone."""
 
     async def with_session(uow: Any) -> T:
         return await action(uow.session)
 
-    return _run_work(with_session)
+    return _run_work(with_session, audited)
 
 
-def _run_work(action: Callable[[Any], Awaitable[T]]) -> T:
+def _note(session: AsyncSession, object_type: str, object_id: Any, org_id: Any = None) -> None:
+    """What the command's audit entry is about (the object it made or changed)."""
+    from flowgate.core import audit
+
+    record = audit.current(session)
+    if record is not None:
+        record.target(object_type, object_id)
+        record.org_id = org_id if org_id is not None else record.org_id
+
+
+def _run_work(action: Callable[[Any], Awaitable[T]], audited: str | None = None) -> T:
     """Like :func:`_run`, handing ``action`` the unit of work itself."""
+    import getpass
+
+    from flowgate.audit import log as audit_log
+    from flowgate.core import audit
+    from flowgate.core.routing import outcome
     from flowgate.core.uow import UnitOfWork
     from flowgate.fleet.bus import Bus
 
@@ -115,9 +133,25 @@ def _run_work(action: Callable[[Any], Awaitable[T]]) -> T:
         db = Database(settings.resolved_database_url)
         bus = Bus(settings.redis_url)
         await bus.start()
+        record = None
+        if audited is not None:
+            record = audit.AuditRecord(action=audited)
+            record.actor("cli", None, f"cli:{getpass.getuser()}"[:320])
         try:
             async with UnitOfWork(db.sessionmaker, bus.publish) as uow:
-                return await action(uow)
+                if record is not None:
+                    audit.bind(uow.session, record)
+                result = await action(uow)
+                if record is not None:
+                    audit_log.stage(uow, record)
+                return result
+        except Exception as exc:
+            if record is not None:
+                record.result, record.status_code = outcome(exc)
+                with contextlib.suppress(Exception):
+                    async with UnitOfWork(db.sessionmaker) as failed:
+                        audit_log.stage(failed, record)
+            raise
         finally:
             await bus.stop()
             await db.dispose()
@@ -237,9 +271,11 @@ def orgs_create(name: str) -> None:
     from flowgate.orgs import service
 
     async def action(session: AsyncSession) -> Any:
-        return await service.create_org(session, name)
+        org = await service.create_org(session, name)
+        _note(session, "org", org.id, org.id)
+        return org
 
-    org = _run(action)
+    org = _run(action, "org.create")
     typer.echo(str(org.id))
 
 
@@ -272,11 +308,13 @@ def users_create(
 
     async def action(session: AsyncSession) -> Any:
         target = await service.get_org_by_name(session, org)
-        return await service.create_user(
+        user = await service.create_user(
             session, email, password, org_id=target.id, role=role, is_superuser=superuser
         )
+        _note(session, "user", user.id, target.id)
+        return user
 
-    user = _run(action)
+    user = _run(action, "user.create")
     typer.echo(str(user.id))
 
 
@@ -298,9 +336,10 @@ def users_add(
                 "No user has this email: create one with `flowgate users create`"
             ) from None
         await service.add_membership(session, target.id, user.id, role)
+        _note(session, "user", user.id, target.id)
         return user
 
-    user = _run(action)
+    user = _run(action, "user.add")
     err.print(f"{user.email} is now {role.value} in {org}")
     typer.echo(str(user.id))
 
@@ -329,8 +368,9 @@ def users_set_password(
     async def action(session: AsyncSession) -> None:
         user = await service.get_user_by_email(session, email)
         await service.set_password(session, user, password)
+        _note(session, "user", user.id)
 
-    _run(action)
+    _run(action, "user.password.reset")
     err.print(f"password changed; existing sessions of {email.strip().lower()} are signed out")
 
 
@@ -345,9 +385,11 @@ def api_keys_create(
 
     async def action(session: AsyncSession) -> str:
         target = await service.get_org_by_name(session, org)
-        return (await service.create_api_key(session, target.id, name, role)).key
+        issued = await service.create_api_key(session, target.id, name, role)
+        _note(session, "api_key", issued.record.id, target.id)
+        return issued.key
 
-    typer.echo(_run(action))
+    typer.echo(_run(action, "api_key.create"))
 
 
 @tokens_app.command("create")
@@ -376,9 +418,10 @@ def tokens_create(
             expires_in_days or settings.registration_token_default_days,
             None if unlimited else max_uses,
         )
+        _note(session, "registration_token", issued.record.id, target.id)
         return issued.token
 
-    typer.echo(_run(action))
+    typer.echo(_run(action, "registration_token.create"))
 
 
 OrgOption = Annotated[
@@ -413,9 +456,11 @@ def configs_create(
 
     async def action(session: AsyncSession) -> Any:
         target = await _config_org(session, org)
-        return await templates.create(session, target.id, name.strip(), description)
+        template = await templates.create(session, target.id, name.strip(), description)
+        _note(session, "config", template.id, target.id)
+        return template
 
-    typer.echo(str(_run(action).id))
+    typer.echo(str(_run(action, "config.create").id))
 
 
 @configs_app.command("push-version")
@@ -455,9 +500,10 @@ def configs_push_version(
         record = await versions.add_version(
             session, target.id, template.id, text, content_type, message
         )
+        _note(session, "config.version", record.id, target.id)
         return record.version
 
-    typer.echo(str(_run(action)))
+    typer.echo(str(_run(action, "config.version.create")))
 
 
 @configs_app.command("list")
@@ -575,9 +621,10 @@ def deploy(
             raise DomainError("; ".join(e["msg"] for e in exc.errors())) from None
         plan = await deployments.prepare(session, target_org.id, body)
         created = await deployments.create(uow, plan, None, send_first=False)
+        _note(session, "deployment", created.id, target_org.id)
         return str(created.id), len(plan.targets)
 
-    deployment_id, total = _run_work(create)
+    deployment_id, total = _run_work(create, "deployment.create")
     typer.echo(deployment_id)
     if wait:
         raise typer.Exit(_follow(uuid.UUID(deployment_id), total))

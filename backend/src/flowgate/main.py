@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.expose(app.state)
     install_error_handlers(app)
 
+    from flowgate.audit.router import router as audit_router
     from flowgate.auth.router import router as people_router
     from flowgate.configs.router import router as configs_router
     from flowgate.deployments.checks import router as checks_router
@@ -98,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deployments_router)
     app.include_router(push_router)
     app.include_router(events_router)
+    app.include_router(audit_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")
@@ -107,9 +110,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     registry = build_registry(runtime)
 
+    metrics_token = (
+        settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+    )
+
     @app.get("/metrics", tags=["ops"], operation_id="metrics", response_class=Response)
-    async def metrics() -> Response:
-        """Prometheus metrics of this replica (OpAMP connections, messages, batched writes)."""
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics (docs/observability.md): this replica's counters and internals,
+        and the fleet gauges. With ``FLOWGATE_METRICS_TOKEN`` set, only for
+        ``Authorization: Bearer <token>``."""
+        if metrics_token is not None:
+            sent = request.headers.get("authorization", "").encode("utf-8", "replace")
+            if not hmac.compare_digest(sent, b"Bearer " + metrics_token):
+                return JSONResponse(
+                    {"detail": "Not authenticated"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz", tags=["ops"], operation_id="readyz", response_model=None)

@@ -1,5 +1,6 @@
 """Every mapped table, imported in one place for Alembic and the CLI."""
 
+from flowgate.audit.models import AuditEntry, AuditLease
 from flowgate.configs.models import (
     Assignment,
     ConfigTemplate,
@@ -16,6 +17,8 @@ from flowgate.tokens.models import RegistrationToken
 __all__ = [
     "ApiKey",
     "Assignment",
+    "AuditEntry",
+    "AuditLease",
     "Base",
     "ConfigTemplate",
     "ConfigVersion",

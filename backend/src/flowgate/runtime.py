@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flowgate.audit.log import Sink
+from flowgate.audit.retention import AuditPruner
 from flowgate.configs.reports import RolloutReports
 from flowgate.core.db import Database
 from flowgate.core.events import (
@@ -26,6 +28,7 @@ from flowgate.core.uow import UnitOfWork, unit_of_work_factory
 from flowgate.deployments.rollout import RolloutDriver
 from flowgate.events.hub import EventHub
 from flowgate.fleet.bus import Bus
+from flowgate.fleet_metrics import FleetGauges
 from flowgate.gateways.identity import IdentityCache
 from flowgate.gateways.presence import Presence
 from flowgate.gateways.queries import SummaryCache
@@ -51,6 +54,9 @@ class Runtime:
     reports: RolloutReports
     rollouts: RolloutDriver
     events: EventHub
+    audit: Sink
+    audit_pruner: AuditPruner
+    fleet_gauges: FleetGauges
 
     async def start(self) -> None:
         await self.bus.start()
@@ -59,8 +65,12 @@ class Runtime:
         self.rollouts.start()
         await self.agents.start()
         self.events.close_on_exit_signals()
+        self.audit_pruner.start()
+        self.fleet_gauges.start()
 
     async def stop(self) -> None:
+        await self.fleet_gauges.stop()
+        await self.audit_pruner.stop()
         await self.events.stop()
         await self.agents.stop()
         await self.rollouts.stop()
@@ -79,6 +89,7 @@ class Runtime:
         state.summary_cache = self.summaries
         state.reports = self.reports
         state.events = self.events
+        state.audit = self.audit
         state.runtime = self
 
 
@@ -102,6 +113,12 @@ def build_runtime(settings: Settings) -> Runtime:
     reports = RolloutReports(unit_of_work, REPORT_FLUSH_SECONDS, on_written=rollouts.wake)
     agents = OpAMPAgents(settings, AgentStore(settings, unit_of_work, presence), admission, reports)
     events = EventHub(settings, unit_of_work)
+    # The request's app state, not this factory: tests swap ``app.state.unit_of_work``.
+    audit = Sink(lambda connection: connection.app.state.unit_of_work())
+    pruner = AuditPruner(
+        unit_of_work, settings.audit_retention_days, settings.audit_prune_interval_seconds
+    )
+    fleet_gauges = FleetGauges(settings, unit_of_work, settings.metrics_fleet_seconds)
 
     async def org_changed(event: GatewayRevoked | GatewayRegistered) -> None:
         summaries.invalidate(event.org_id)
@@ -140,4 +157,7 @@ def build_runtime(settings: Settings) -> Runtime:
         reports=reports,
         rollouts=rollouts,
         events=events,
+        audit=audit,
+        audit_pruner=pruner,
+        fleet_gauges=fleet_gauges,
     )

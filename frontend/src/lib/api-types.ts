@@ -767,6 +767,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Audit Entries
+         * @description The organisation's audit entries matching every filter, newest first, keyset-paged.
+         *     Admins only (viewers and operators get 403); entries of other organisations never show.
+         */
+        get: operations["list_audit_entries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -796,7 +817,9 @@ export interface paths {
         };
         /**
          * Metrics
-         * @description Prometheus metrics of this replica (OpAMP connections, messages, batched writes).
+         * @description Prometheus metrics (docs/observability.md): this replica's counters and internals,
+         *     and the fleet gauges. With ``FLOWGATE_METRICS_TOKEN`` set, only for
+         *     ``Authorization: Bearer <token>``.
          */
         get: operations["metrics"];
         put?: never;
@@ -934,6 +957,47 @@ export interface components {
             last_used_at: string | null;
             /** Revoked At */
             revoked_at: string | null;
+        };
+        /** AuditEntryOut */
+        AuditEntryOut: {
+            /** Id */
+            id: number;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Org Id */
+            org_id: string | null;
+            /** Actor Kind */
+            actor_kind: string;
+            /** Actor Id */
+            actor_id: string | null;
+            /** Actor Label */
+            actor_label: string | null;
+            /** Action */
+            action: string;
+            /** Object Type */
+            object_type: string | null;
+            /** Object Id */
+            object_id: string | null;
+            /** Address */
+            address: string | null;
+            /** Result */
+            result: string;
+            /** Status Code */
+            status_code: number;
+            /** Detail */
+            detail: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Items */
+            items: components["schemas"]["AuditEntryOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
         };
         /** ConfigCreate */
         ConfigCreate: {
@@ -3720,6 +3784,48 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_audit_entries: {
+        parameters: {
+            query?: {
+                /** @description an actor id (user, API key, registration token) or email */
+                actor?: string | null;
+                /** @description an action (`gateway.deactivate`), or a prefix ending in `.` */
+                action?: string | null;
+                /** @description an object id, or `type:id` (`gateway:<uuid>`) */
+                object?: string | null;
+                /** @description only entries at or after */
+                since?: string | null;
+                limit?: number;
+                cursor?: string | null;
+                /** @description Organization; optional when the caller belongs to only one */
+                org_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
                 };
             };
             /** @description Validation Error */

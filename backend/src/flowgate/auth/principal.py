@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.auth import sessions
+from flowgate.core import audit
 from flowgate.core.db import utcnow
 from flowgate.core.deps import SessionDep, SettingsDep
 from flowgate.core.errors import DomainError, Forbidden, NotAuthenticated, NotFound
@@ -97,7 +98,13 @@ async def authenticate(request: Request, session: AsyncSession, settings: Settin
 async def current_principal(
     request: Request, session: SessionDep, settings: SettingsDep
 ) -> Principal:
-    return await authenticate(request, session, settings)
+    principal = await authenticate(request, session, settings)
+    orgs = tuple(principal.roles)
+    if principal.user is not None:
+        audit.note_actor(request, "user", principal.user.id, principal.user.email, orgs)
+    elif principal.api_key is not None:
+        audit.note_actor(request, "api_key", principal.api_key.id, principal.api_key.name, orgs)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -127,16 +134,25 @@ OrgIdQuery = Annotated[
 ]
 
 
-async def _viewer(principal: PrincipalDep, org_id: OrgIdQuery = None) -> OrgAccess:
-    return resolve_org(principal, org_id, Role.viewer)
+def _noted(request: Request, access: OrgAccess) -> OrgAccess:
+    audit.note_org(request, access.org_id)  # the organisation the audit entry belongs to
+    return access
 
 
-async def _operator(principal: PrincipalDep, org_id: OrgIdQuery = None) -> OrgAccess:
-    return resolve_org(principal, org_id, Role.operator)
+async def _viewer(
+    request: Request, principal: PrincipalDep, org_id: OrgIdQuery = None
+) -> OrgAccess:
+    return _noted(request, resolve_org(principal, org_id, Role.viewer))
 
 
-async def _admin(principal: PrincipalDep, org_id: OrgIdQuery = None) -> OrgAccess:
-    return resolve_org(principal, org_id, Role.admin)
+async def _operator(
+    request: Request, principal: PrincipalDep, org_id: OrgIdQuery = None
+) -> OrgAccess:
+    return _noted(request, resolve_org(principal, org_id, Role.operator))
+
+
+async def _admin(request: Request, principal: PrincipalDep, org_id: OrgIdQuery = None) -> OrgAccess:
+    return _noted(request, resolve_org(principal, org_id, Role.admin))
 
 
 #: Dependencies for endpoints needing at least that role in the request's organisation.

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from flowgate.auth import sessions
 from flowgate.auth.principal import AdminAccess, PrincipalDep
 from flowgate.auth.throttle import LoginThrottle, LoginThrottleDep, client_address
+from flowgate.core import audit
 from flowgate.core.deps import SessionDep, SettingsDep
 from flowgate.core.errors import DomainError, Forbidden, NotAuthenticated
 from flowgate.core.routing import api_router
@@ -57,6 +58,7 @@ async def _check_password(
         throttle.failed(attempt)
         raise NotAuthenticated("Incorrect email or password")
     throttle.succeeded(attempt)
+    audit.note_actor(request, "user", user.id, user.email)
     return user
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, case, func, literal_column, or_, select, update
 
+from flowgate import telemetry
 from flowgate.configs.assignments import chunks
 from flowgate.configs.base import base_config_yaml, config_hash
 from flowgate.configs.models import Assignment, ConfigVersion, DeploymentTarget, TargetState
@@ -120,6 +122,12 @@ class RolloutReports:
 
 async def _write(uow: UnitOfWork, reports: list[Report]) -> set[tuple[uuid.UUID, uuid.UUID]]:
     """Move the targets the reports name; returns the (deployment, org) pairs that moved."""
+    for outcome in (TargetState.applied, TargetState.failed):  # reported outcomes
+        reported = sum(1 for r in reports if r.state == outcome)
+        if reported:
+            uow.after_commit(
+                functools.partial(telemetry.ROLLOUT_TARGETS.inc, outcome.value, amount=reported)
+            )
     if bulk.is_postgres(uow.session):
         return await _write_set_based(uow, reports)
     return await _write_rows(uow, reports)

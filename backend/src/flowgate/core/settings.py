@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     #: The built web UI served at ``/`` (default: the ``ui/static`` directory of the package).
     ui_dir: Path | None = None
 
+    #: Audit log (flowgate.audit): entries older than this many days are pruned (0 = keep
+    #: every entry), by one replica at a time, at most once per interval.
+    audit_retention_days: int = Field(default=365, ge=0)
+    audit_prune_interval_seconds: float = Field(default=3600, gt=0)
+    #: ``/metrics`` (docs/observability.md): when set, scrapes must send
+    #: ``Authorization: Bearer <token>``. Fleet gauges are recomputed this often, in the
+    #: background (one grouped query), never per scrape.
+    metrics_token: SecretStr | None = None
+    metrics_fleet_seconds: float = Field(default=15, gt=0)
+
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)
     summary_cache_seconds: float = Field(default=2.0, ge=0)

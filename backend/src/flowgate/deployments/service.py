@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from flowgate import telemetry
 from flowgate.configs import assignments, validation
 from flowgate.configs.assignments import chunks
 from flowgate.configs.models import (
@@ -201,6 +202,7 @@ async def create(
     )
     session.add(deployment)
     await session.flush()
+    uow.after_commit(telemetry.DEPLOYMENTS_CREATED.inc)
     batch_of = {gid: index for index, batch in enumerate(p.batches) for gid in batch}
     await supersede(session, deployment.id, [gid for gid, _ in p.targets])
     first = [(gid, vid) for gid, vid in p.targets if batch_of[gid] == 0] if send_first else []
@@ -403,6 +405,17 @@ async def batch_counts(
     return out
 
 
+#: States a deployment ends in (counted in ``flowgate_deployments_finished_total``).
+FINISHED = frozenset(
+    {
+        DeploymentState.completed,
+        DeploymentState.failed,
+        DeploymentState.cancelled,
+        DeploymentState.rolled_back,
+    }
+)
+
+
 async def set_state(
     uow: UnitOfWork,
     deployment: Deployment,
@@ -415,6 +428,8 @@ async def set_state(
         deployment.reason = reason
     await uow.session.flush()
     uow.publish(DeploymentProgressed(deployment_id=deployment.id, org_id=deployment.org_id))
+    if state in FINISHED:
+        uow.after_commit(lambda: telemetry.DEPLOYMENTS_FINISHED.inc(state.value))
     log.info(
         "deployment state changed",
         extra={"deployment_id": str(deployment.id), "state": state.value, "reason": reason},

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from flowgate.audit import log as audit
 from flowgate.core import jsonsafe
 from flowgate.core.errors import Conflict, UnstorableValue
 from flowgate.core.events import GatewayRegistered, GatewayTokenSuperseded
@@ -134,6 +135,15 @@ async def enrol(
         if "locked" not in str(exc.orig):
             raise
         raise EnrolmentConflict() from None
+    audit.enrolment(
+        uow,
+        token_id=token.id,
+        token_name=token.name,
+        org_id=gateway.org_id,
+        gateway_id=gateway.id,
+        transport=request.transport,
+        created=created,
+    )
     if not created:
         uow.publish(GatewayTokenSuperseded(gateway_id=gateway.id, org_id=gateway.org_id))
     uow.publish(GatewayRegistered(gateway_id=gateway.id, org_id=gateway.org_id, created=created))

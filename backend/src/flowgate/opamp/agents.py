@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from flowgate import telemetry
 from flowgate.configs.models import TargetState
 from flowgate.configs.reports import Report, RolloutReports
 from flowgate.core.db import utcnow
@@ -137,6 +138,7 @@ class OpAMPAgents:
         Raises :class:`~flowgate.opamp.auth.Busy` or :class:`RetryLater` (answer "come back
         later") and 401 domain errors (the credential stopped working)."""
         self.messages += 1
+        telemetry.OPAMP_MESSAGES.inc(transport.removeprefix("opamp-"))
         uid = bytes(msg.instance_uid)
         try:
             core.validate_instance_uid(uid)

@@ -25,7 +25,7 @@ import zlib
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flowgate.core import outage
+from flowgate.core import audit, outage
 from flowgate.core.errors import DomainError, NotAuthenticated
 from flowgate.core.security import bearer_token
 from flowgate.opamp import core
@@ -92,6 +92,7 @@ class OpAMPEndpoint:
         self.ws_endpoint = "ws" + public.removeprefix("http") + path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        audit.client_address.set(scope["client"][0] if scope.get("client") else None)
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         else:
