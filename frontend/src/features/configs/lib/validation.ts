@@ -102,7 +102,9 @@ export function marksFor(text: string, errors: readonly ConfigError[]): Mark[] {
     let from = start;
     let to = end;
     if (e.column !== null) {
-      const at = advance(text, start, end, e.column);
+      let at = advance(text, start, end, e.column);
+      // A column on blank space points at what follows it.
+      while (at < end && (text[at] === " " || text[at] === "\t")) at++;
       if (at < end) {
         from = at;
         to = at;
