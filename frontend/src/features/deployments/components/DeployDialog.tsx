@@ -226,9 +226,10 @@ export function DeployDialog({ orgId, open, onOpenChange, onCreated, config, tar
               ))}
             </div>
             {kind === "selector" && (
-              <label className="field">
-                <span>Selector</span>
+              <div className="field">
+                <label htmlFor={`${uid}-selector`}>Selector</label>
                 <input
+                  id={`${uid}-selector`}
                   className="mono"
                   value={selector}
                   placeholder="env=prod, region in (eu-west, us-east)"
@@ -236,7 +237,7 @@ export function DeployDialog({ orgId, open, onOpenChange, onCreated, config, tar
                   onChange={(e) => setSelector(e.target.value)}
                 />
                 <SelectorCount orgId={orgId} selector={selector} id={`${uid}-count`} />
-              </label>
+              </div>
             )}
             {kind === "gateways" && <AgentPicker orgId={orgId} picked={picked} onChange={setPicked} />}
             {kind === "all" && (
@@ -275,11 +276,18 @@ export function DeployDialog({ orgId, open, onOpenChange, onCreated, config, tar
                   <input type="number" min={1} max={604800} value={timeout} onChange={(e) => setTimeoutSeconds(Number(e.target.value))} />
                 </label>
               </div>
-              <label className="field">
-                <span>Canary selector (first batch)</span>
-                <input className="mono" value={canary} placeholder="ring=canary" aria-describedby={`${uid}-canary`} onChange={(e) => setCanary(e.target.value)} />
+              <div className="field">
+                <label htmlFor={`${uid}-canary-input`}>Canary selector (first batch)</label>
+                <input
+                  id={`${uid}-canary-input`}
+                  className="mono"
+                  value={canary}
+                  placeholder="ring=canary"
+                  aria-describedby={`${uid}-canary`}
+                  onChange={(e) => setCanary(e.target.value)}
+                />
                 <SelectorCount orgId={orgId} selector={canary} id={`${uid}-canary`} />
-              </label>
+              </div>
             </>
           )}
           <label className="checkbox">
