@@ -228,8 +228,25 @@ def test_a_second_version_and_the_side_by_side_diff(page: Page, fleet: Fleet, sh
     expect(page.get_by_text("\N{MINUS SIGN}1")).to_be_visible()
     page.screenshot(path=shots / "config-diff.png")
 
-    # The list of templates now shows the latest version.
+    # The list of templates shows each one's latest version (two more, made by a script).
+    for name, description, bodies in (
+        ("logs-to-loki", "filelog in, Loki out", [V1, V2]),
+        ("metrics-scrape", None, []),
+    ):
+        made = fleet.org.admin.post(
+            "/api/v1/configs",
+            params={"org_id": fleet.org.id},
+            json={"name": name, "description": description},
+        )
+        assert made.status_code == 201, made.text
+        for body in bodies:
+            assert fleet.org.admin.post(
+                f"/api/v1/configs/{made.json()['id']}/versions",
+                params={"org_id": fleet.org.id},
+                json={"config_yaml": body},
+            ).is_success
     page.goto(f"/orgs/{fleet.org.id}/configs")
+    expect(page.get_by_role("link", name="metrics-scrape")).to_be_visible()
     line = page.get_by_role("table", name="Configuration templates").get_by_role("row")
     expect(line.filter(has_text=TEMPLATE)).to_contain_text("v2")
     page.screenshot(path=shots / "configs.png")
@@ -323,6 +340,13 @@ def test_a_failing_canary_shows_its_error_and_the_rollback(
     )
     expect(table.get_by_role("row").filter(has_text="Rollback")).to_contain_text("completed")
 
+    # The template's page: its versions and every deployment of it.
+    open_template(page, fleet)
+    mine = page.get_by_role("table", name="Deployments of this template")
+    expect(mine.get_by_role("row").filter(has_text=f"{TEMPLATE} v3")).to_contain_text("rolled back")
+    page.set_viewport_size({"width": 1440, "height": 1400})
+    page.screenshot(path=shots / "config-template.png")
+
 
 def test_steer_a_paused_rollout_and_deploy_from_the_agents_page(page: Page, fleet: Fleet) -> None:
     sign_in(page)
@@ -332,8 +356,10 @@ def test_steer_a_paused_rollout_and_deploy_from_the_agents_page(page: Page, flee
     bar.get_by_role("button", name="Deploy configuration").click()
     dialog = page.get_by_role("dialog", name="Deploy a configuration")
     expect(dialog).to_contain_text("To 1 agent selected.")
-    dialog.get_by_label("Template").select_option(label=TEMPLATE)
-    dialog.get_by_label("Version").select_option(label="v1 — first cut")
+    dialog.get_by_role("combobox", name=re.compile("^Template")).select_option(label=TEMPLATE)
+    dialog.get_by_role("combobox", name=re.compile("^Version")).select_option(
+        label="v1 — first cut"
+    )
     dialog.get_by_role("button", name="Deploy", exact=True).click()
     expect(page).to_have_url(re.compile(r"/deployments/[0-9a-f-]+$"))
     expect(agent_row(page, "otel-eu-2")).to_contain_text("applied", timeout=20_000)

@@ -106,7 +106,7 @@ export function ConfigDetailRoute({ canOperate }: { canOperate: boolean }) {
                 navigate(`/orgs/${orgId}/configs/${configId}/diff?from=${diffFrom}&to=${diffTo}`);
               }}
             >
-              <label className="field field--inline">
+              <label className="field field--inline field--row">
                 <span>Compare</span>
                 <select aria-label="From version" value={diffFrom ?? ""} onChange={(e) => setFrom(Number(e.target.value))}>
                   {items.map((v) => (
@@ -116,7 +116,7 @@ export function ConfigDetailRoute({ canOperate }: { canOperate: boolean }) {
                   ))}
                 </select>
               </label>
-              <label className="field field--inline">
+              <label className="field field--inline field--row">
                 <span>with</span>
                 <select aria-label="To version" value={diffTo ?? ""} onChange={(e) => setTo(Number(e.target.value))}>
                   {items.map((v) => (

@@ -41,7 +41,7 @@ export function DiffRoute() {
           <p className="page-header__subtitle">Removed lines on the left, added lines on the right.</p>
         </div>
         <div className="page-header__actions">
-          <label className="field field--inline">
+          <label className="field field--inline field--row">
             <span>From</span>
             <select aria-label="From version" value={from} onChange={(e) => pick("from", e.target.value)}>
               {items.map((v) => (
@@ -51,7 +51,7 @@ export function DiffRoute() {
               ))}
             </select>
           </label>
-          <label className="field field--inline">
+          <label className="field field--inline field--row">
             <span>To</span>
             <select aria-label="To version" value={to} onChange={(e) => pick("to", e.target.value)}>
               {items.map((v) => (

@@ -49,7 +49,7 @@ function Targets({ orgId, id, poll }: { orgId: string; id: string; poll: number 
           Agents
         </h2>
         <span className="card__spacer" />
-        <label className="field field--inline">
+        <label className="field field--inline field--row">
           <span className="muted">State</span>
           <select
             value={state}

@@ -35,7 +35,7 @@ export function DeploymentsRoute({ canOperate }: { canOperate: boolean }) {
         }
       />
       <div className="filters">
-        <label className="field field--inline">
+        <label className="field field--inline field--row">
           <span>State</span>
           <select
             value={state}
