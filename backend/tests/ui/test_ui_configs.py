@@ -308,6 +308,7 @@ def test_a_failing_canary_shows_its_error_and_the_rollback(
     dialog.get_by_label("Canary selector (first batch)").fill("ring=canary")
     expect(dialog.get_by_role("status").filter(has_text="Matches 1 agent")).to_be_visible()
     expect(dialog.get_by_label("Roll back automatically when the rollout fails")).to_be_checked()
+    page.screenshot(path=shots / "deploy-dialog.png")
     dialog.get_by_role("button", name="Deploy", exact=True).click()
 
     expect(page).to_have_url(re.compile(r"/deployments/[0-9a-f-]+$"))

@@ -27,6 +27,10 @@ const theme = EditorView.theme({
   "&": { fontSize: "13px", height: "100%" },
   ".cm-scroller": { fontFamily: 'ui-monospace, SFMono-Regular, "JetBrains Mono", Menlo, Consolas, monospace', lineHeight: "1.55" },
   ".cm-content": { caretColor: "var(--text)" },
+  ".cm-cursor, .cm-dropCursor": { borderLeftColor: "var(--text)" },
+  "&.cm-focused > .cm-scroller > .cm-selectionLayer .cm-selectionBackground, .cm-selectionBackground, .cm-content ::selection": {
+    background: "color-mix(in srgb, var(--accent) 28%, transparent)",
+  },
   ".cm-gutters": { background: "var(--surface-2)", color: "var(--muted)", borderRight: "1px solid var(--border)" },
   ".cm-activeLine": { background: "color-mix(in srgb, var(--accent) 7%, transparent)" },
   ".cm-activeLineGutter": { background: "color-mix(in srgb, var(--accent) 12%, transparent)" },
@@ -119,5 +123,10 @@ export function YamlEditor({ initial, onChange, errors, errorsFor, label, handle
     };
   }, [handleRef]);
 
-  return <div className="code-editor" ref={host} />;
+  return (
+    <>
+      <div className="code-editor" ref={host} />
+      <p className="code-editor__hint field__hint">Tab indents. To leave the editor with the keyboard, press Esc, then Tab.</p>
+    </>
+  );
 }

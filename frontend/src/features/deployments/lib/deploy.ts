@@ -92,8 +92,3 @@ export function actionsFor(d: Pick<Deployment, "state" | "rollback_of">): { paus
     rollback: s !== "rolled_back" && s !== "pending" && !d.rollback_of,
   };
 }
-
-/** True while the rollout can still move on its own (polling and live updates matter). */
-export function isActive(d: Pick<Deployment, "state">): boolean {
-  return d.state === "pending" || d.state === "rolling_out";
-}

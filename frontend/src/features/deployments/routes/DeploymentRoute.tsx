@@ -5,10 +5,10 @@ import { ConfirmDialog } from "@/components/Dialog";
 import { RelativeTime } from "@/components/RelativeTime";
 import { EmptyState, ErrorState, Skeleton } from "@/components/States";
 import { ApiError } from "@/lib/api-client";
-import { usePollInterval, POLL_INTERVAL_MS } from "@/lib/live-state";
+import { usePollInterval } from "@/lib/live-state";
 import { deploymentQueries, useSteerDeployment, type Deployment, type SteerAction } from "../api/deployments";
 import { DeploymentStateBadge, RolloutBar, TargetStateBadge } from "../components/DeploymentBits";
-import { actionsFor, describeStrategy, describeTarget, isActive } from "../lib/deploy";
+import { actionsFor, describeStrategy, describeTarget } from "../lib/deploy";
 
 const COUNT_ORDER = ["total", "pending", "sent", "applying", "applied", "failed", "superseded"] as const;
 const TARGET_STATES = ["pending", "sent", "applying", "applied", "failed", "superseded"] as const;
@@ -36,7 +36,7 @@ function useRollbackOf(orgId: string, d: Deployment | undefined) {
   return recent.data?.items.find((x) => x.rollback_of === d?.id) ?? null;
 }
 
-function Targets({ orgId, id, poll }: { orgId: string; id: string; poll: number | false }) {
+function Targets({ orgId, id, poll }: { orgId: string; id: string; poll: number }) {
   const [state, setState] = useState<string>("");
   const [stack, setStack] = useState<(string | null)[]>([null]);
   const cursor = stack[stack.length - 1] ?? null;
@@ -128,12 +128,9 @@ function Targets({ orgId, id, poll }: { orgId: string; id: string; poll: number 
 export function DeploymentRoute({ canOperate }: { canOperate: boolean }) {
   const { orgId = "", deploymentId = "" } = useParams();
   const navigate = useNavigate();
-  const livePoll = usePollInterval();
-  const detail = useQuery({
-    ...deploymentQueries.detail(orgId, deploymentId),
-    // While it moves: live events refetch it, polling (8 s) covers a stream that is down.
-    refetchInterval: (q) => (q.state.data && isActive(q.state.data) ? Math.min(livePoll, POLL_INTERVAL_MS) : livePoll),
-  });
+  // Live events refetch it as it moves; while the stream is down it polls every 8 s.
+  const poll = usePollInterval();
+  const detail = useQuery({ ...deploymentQueries.detail(orgId, deploymentId), refetchInterval: poll });
   const steer = useSteerDeployment(orgId, deploymentId);
   const [confirm, setConfirm] = useState<SteerAction | null>(null);
   const rolledBackBy = useRollbackOf(orgId, detail.data);
@@ -165,7 +162,6 @@ export function DeploymentRoute({ canOperate }: { canOperate: boolean }) {
   }
   const d = detail.data;
   const can = actionsFor(d);
-  const poll = isActive(d) ? Math.min(livePoll, POLL_INTERVAL_MS) : livePoll;
   const name = d.config_name ? `${d.config_name} v${d.version ?? "?"}` : d.rollback_of ? "Rollback" : "Deployment";
 
   return (
