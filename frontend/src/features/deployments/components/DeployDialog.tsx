@@ -262,7 +262,7 @@ export function DeployDialog({ orgId, open, onOpenChange, onCreated, config, tar
           </div>
           {staged && (
             <>
-              <div className="form__row">
+              <div className="form__row form__row--3">
                 <label className="field">
                   <span>Batches (cumulative)</span>
                   <input className="mono" value={batches} onChange={(e) => setBatches(e.target.value)} placeholder="1, 10%, 50%, 100%" />
