@@ -43,6 +43,13 @@ export const configQueries = {
       queryFn: ({ signal }) =>
         api.get<VersionPage>(`/api/v1/configs/${id}/versions`, { org_id: orgId, limit: VERSIONS_PAGE }, signal),
     }),
+  /** An older page: the versions below `before` (the previous page's `next_before`). */
+  versionsBefore: (orgId: string, id: string, before: number) =>
+    queryOptions({
+      queryKey: [...configKeys.versions(orgId, id), { before }] as const,
+      queryFn: ({ signal }) =>
+        api.get<VersionPage>(`/api/v1/configs/${id}/versions`, { org_id: orgId, limit: VERSIONS_PAGE, before }, signal),
+    }),
   version: (orgId: string, id: string, n: number) =>
     queryOptions({
       queryKey: configKeys.version(orgId, id, n),

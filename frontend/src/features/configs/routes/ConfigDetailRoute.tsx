@@ -37,11 +37,16 @@ export function ConfigDetailRoute({ canOperate }: { canOperate: boolean }) {
   const navigate = useNavigate();
   const poll = usePollInterval();
   const template = useQuery(configQueries.detail(orgId, configId));
-  const versions = useQuery(configQueries.versions(orgId, configId));
+  // Newest page first; older pages by `before` (a stack, like the other pagers).
+  const [befores, setBefores] = useState<number[]>([]);
+  const before = befores[befores.length - 1];
+  const newest = useQuery({ ...configQueries.versions(orgId, configId), enabled: before === undefined });
+  const older = useQuery({ ...configQueries.versionsBefore(orgId, configId, before ?? 0), enabled: before !== undefined });
+  const versions = before === undefined ? newest : older;
   const deployments = useQuery({ ...deploymentQueries.list(orgId, { config_id: configId }, null, 20), refetchInterval: poll });
   const [deploying, setDeploying] = useState<VersionSummary | null>(null);
   const items = versions.data?.items ?? [];
-  const latest = items[0]?.version ?? null;
+  const latest = template.data?.latest_version ?? null;
   const shown = Number(params.get("version")) || latest;
   const [from, setFrom] = useState<number | null>(null);
   const [to, setTo] = useState<number | null>(null);
@@ -201,6 +206,22 @@ export function ConfigDetailRoute({ canOperate }: { canOperate: boolean }) {
           </div>
         )}
       </section>
+
+      {(befores.length > 0 || versions.data?.next_before) && (
+        <nav className="pager pager--top" aria-label="Version pages">
+          <button type="button" className="btn btn--small" disabled={befores.length === 0} onClick={() => setBefores(befores.slice(0, -1))}>
+            Newer versions
+          </button>
+          <button
+            type="button"
+            className="btn btn--small"
+            disabled={!versions.data?.next_before}
+            onClick={() => versions.data?.next_before && setBefores([...befores, versions.data.next_before])}
+          >
+            Older versions
+          </button>
+        </nav>
+      )}
 
       {shown !== null && (
         <section className="card">
