@@ -226,6 +226,9 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
         "list_deployment_gateways": lambda: Call(
             "viewer", "GET", f"/api/v1/deployments/{deployment()}/gateways", 200
         ),
+        "list_gateway_deployments": lambda: Call(
+            "viewer", "GET", f"/api/v1/gateways/{gateway()}/deployments", 200
+        ),
         "pause_deployment": lambda: Call(
             "operator", "POST", f"/api/v1/deployments/{deployment()}/pause", 200
         ),

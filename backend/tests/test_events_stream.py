@@ -117,6 +117,59 @@ def test_a_gateways_life_streams_to_its_organisation(org: Org, superuser: httpx.
         assert first.id == "1"
 
 
+def test_deployment_progress_streams_ids_to_its_organisation_only(
+    org: Org, superuser: httpx.Client
+) -> None:
+    """Every step of a deployment (created, a batch sent, paused, cancelled) is a
+    ``deployment.progress`` frame with its ids, to the organisation's streams only."""
+    other = new_org(org.server, superuser)
+    gw = org.register(name="progressing", labels={"ring": "canary"})
+    config = org.admin.post("/api/v1/configs", params={"org_id": org.id}, json={"name": "live"})
+    assert config.status_code == 201, config.text
+    version = org.admin.post(
+        f"/api/v1/configs/{config.json()['id']}/versions",
+        params={"org_id": org.id},
+        json={"config_yaml": COLLECTOR_YAML},
+    )
+    assert version.status_code == 201, version.text
+    with (
+        EventStream.open(org.server, org.id, headers=bearer(org)) as stream,
+        EventStream.open(org.server, other.id, headers=bearer(other)) as elsewhere,
+    ):
+        assert stream.next().retry == "3000"
+        assert elsewhere.next().retry == "3000"
+        resp = org.admin.post(
+            "/api/v1/deployments",
+            params={"org_id": org.id},
+            json={
+                "config_id": config.json()["id"],
+                "target": {"selector": "ring=canary"},
+                "strategy": {"type": "staged", "batches": [1, "100%"]},
+            },
+        )
+        assert resp.status_code == 201, resp.text
+        deployment_id = resp.json()["id"]
+        progress = stream.next("deployment.progress", deployment_id=deployment_id)
+        assert progress.json == {"deployment_id": deployment_id, "org_id": org.id}
+
+        for action in ("pause", "cancel"):
+            resp = org.admin.post(
+                f"/api/v1/deployments/{deployment_id}/{action}", params={"org_id": org.id}
+            )
+            assert resp.status_code == 200, resp.text
+            frame = stream.next("deployment.progress", deployment_id=deployment_id)
+            assert frame.json == {"deployment_id": deployment_id, "org_id": org.id}
+
+        theirs = other.register(name="theirs")
+        first = elsewhere.next("gateway.registered")
+        assert first.json["gateway_id"] == theirs["id"]
+        assert [f.event for f in elsewhere.seen if f.event] == ["gateway.registered"]
+        resp = org.admin.get(
+            f"/api/v1/deployments/{deployment_id}/gateways", params={"org_id": org.id}
+        )
+        assert [t["gateway_id"] for t in resp.json()["items"]] == [gw["id"]]
+
+
 def test_the_stream_takes_a_session_cookie_or_a_bearer_credential_of_a_viewer(
     org: Org, superuser: httpx.Client
 ) -> None:

@@ -16,6 +16,7 @@ from flowgate.configs.reports import RolloutReports
 from flowgate.core.db import Database
 from flowgate.core.events import (
     ConfigChanged,
+    DeploymentProgressed,
     GatewayChanged,
     GatewayRegistered,
     GatewayRevoked,
@@ -144,6 +145,7 @@ def build_runtime(settings: Settings) -> Runtime:
     bus.subscribe(GatewayRevoked, events.on_revoked)
     bus.subscribe(GatewayChanged, events.on_changed)
     bus.subscribe(ConfigChanged, events.on_config_changed)
+    bus.subscribe(DeploymentProgressed, events.on_deployment_progressed)
     return Runtime(
         settings=settings,
         db=db,

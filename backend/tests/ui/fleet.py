@@ -206,3 +206,82 @@ class Heartbeats:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+#: What a failing agent says about a configuration it cannot load (as a Collector would).
+APPLY_ERROR = (
+    "invalid configuration: exporters::debug: decoding failed: "
+    "'verbosity' unsupported value \"loud\""
+)
+
+
+class ApplyingAgentThread:
+    """An OpAMP WebSocket agent that behaves like a collector under remote configuration: for
+    every config it is sent it reports APPLYING, then APPLIED (with the config's hash), or
+    FAILED with :data:`APPLY_ERROR` when the body contains ``fail_on``. Heartbeats every 2 s."""
+
+    def __init__(self, url: str, token: str, name: str, fail_on: str | None = None) -> None:
+        self.agent = WsAgent(url, token, name=name, version="0.116.0")
+        self.name = name
+        self.fail_on = fail_on
+        self.received: list[str] = []
+        self.connected = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"applying-{name}", daemon=True)
+
+    def start(self, timeout: float = 15) -> ApplyingAgentThread:
+        self._thread.start()
+        if not self.connected.wait(timeout):
+            raise RuntimeError(f"OpAMP agent did not connect: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported by start() or ignored at teardown
+            self._error = exc
+
+    async def _handle(self, msg: opamp_pb2.ServerToAgent) -> None:
+        if msg.flags & opamp_pb2.ServerToAgentFlags_ReportFullState:
+            await self.agent.send(self.agent.full_state())
+        if not msg.HasField("remote_config"):
+            return
+        body = msg.remote_config.config.config_map[""].body.decode()
+        self.received.append(body)
+        config_hash = msg.remote_config.config_hash
+        for status, error in (
+            (opamp_pb2.RemoteConfigStatuses_APPLYING, ""),
+            (
+                (opamp_pb2.RemoteConfigStatuses_FAILED, APPLY_ERROR)
+                if self.fail_on is not None and self.fail_on in body
+                else (opamp_pb2.RemoteConfigStatuses_APPLIED, "")
+            ),
+        ):
+            self.agent.remote_config_status = opamp_pb2.RemoteConfigStatus(
+                last_remote_config_hash=config_hash,
+                status=status,  # type: ignore[arg-type]
+                error_message=error,
+            )
+            await self.agent.send(
+                self.agent.message(remote_config_status=self.agent.remote_config_status)
+            )
+            await asyncio.sleep(0.8)  # long enough to be seen applying
+
+    async def _main(self) -> None:
+        async with self.agent:
+            reply = await self.agent.request(self.agent.full_state())
+            self.connected.set()
+            await self._handle(reply)
+            deadline = time.monotonic() + MAX_SECONDS
+            beat = time.monotonic()
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(TimeoutError):
+                    await self._handle(await self.agent.recv(timeout=0.5))
+                if time.monotonic() - beat >= 2:
+                    await self.agent.send(self.agent.message())
+                    beat = time.monotonic()

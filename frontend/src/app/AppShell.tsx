@@ -62,6 +62,8 @@ export function AppShell({ canOperate, canAdmin, role }: { canOperate: boolean; 
         <Logo />
         <nav className="nav" aria-label="Main">
           {link("agents", "Agents")}
+          {link("configs", "Configurations")}
+          {link("deployments", "Deployments")}
           {canOperate && link("tokens", "Registration tokens")}
           {canAdmin && link("admin", "Admin")}
         </nav>

@@ -4,6 +4,8 @@ import { connectEvents } from "@/features/activity/api/event-stream";
 import { activityFeed } from "@/features/activity/api/feed";
 import { applyFleetEvent, cachedGatewayName } from "@/features/agents/api/live";
 import { gatewayKeys } from "@/features/agents/api/gateways";
+import { deploymentKeys } from "@/features/deployments/api/deployments";
+import { applyDeploymentEvent } from "@/features/deployments/api/live";
 import { createCoalescer } from "@/lib/coalesce";
 import { gatewayIdOf } from "@/lib/events";
 import { setLiveState } from "@/lib/live-state";
@@ -23,10 +25,14 @@ export function useLiveEvents(orgId: string): void {
         const id = gatewayIdOf(event);
         const name = id ? cachedGatewayName(qc, orgId, id) : null;
         applyFleetEvent(qc, orgId, event, later);
+        applyDeploymentEvent(qc, orgId, event, later);
         activityFeed.push(event, name);
       },
       onState: setLiveState,
-      onReconnect: () => void qc.invalidateQueries({ queryKey: gatewayKeys.all(orgId) }),
+      onReconnect: () => {
+        void qc.invalidateQueries({ queryKey: gatewayKeys.all(orgId) });
+        void qc.invalidateQueries({ queryKey: deploymentKeys.all(orgId) });
+      },
     });
     return () => {
       close();

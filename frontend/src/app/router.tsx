@@ -13,6 +13,19 @@ const AgentDetailsRoute = lazy(() =>
 );
 const TokensRoute = lazy(() => import("@/features/tokens/routes/TokensRoute").then((m) => ({ default: m.TokensRoute })));
 const AdminRoute = lazy(() => import("@/features/admin/routes/AdminRoute").then((m) => ({ default: m.AdminRoute })));
+// The configuration pages bring CodeMirror: loaded when first opened.
+const ConfigsRoute = lazy(() => import("@/features/configs/routes/ConfigsRoute").then((m) => ({ default: m.ConfigsRoute })));
+const ConfigDetailRoute = lazy(() =>
+  import("@/features/configs/routes/ConfigDetailRoute").then((m) => ({ default: m.ConfigDetailRoute })),
+);
+const NewVersionRoute = lazy(() => import("@/features/configs/routes/NewVersionRoute").then((m) => ({ default: m.NewVersionRoute })));
+const DiffRoute = lazy(() => import("@/features/configs/routes/DiffRoute").then((m) => ({ default: m.DiffRoute })));
+const DeploymentsRoute = lazy(() =>
+  import("@/features/deployments/routes/DeploymentsRoute").then((m) => ({ default: m.DeploymentsRoute })),
+);
+const DeploymentRoute = lazy(() =>
+  import("@/features/deployments/routes/DeploymentRoute").then((m) => ({ default: m.DeploymentRoute })),
+);
 import { hasSessionCookie, setUnauthorizedHandler } from "@/lib/api-client";
 import { AppShell } from "./AppShell";
 
@@ -77,7 +90,9 @@ function OrgLayout() {
   return <AppShell canOperate={perms.canOperate} canAdmin={perms.canAdmin} role={perms.role} />;
 }
 
-function OrgPage({ page }: { page: "agents" | "agent" | "tokens" | "admin" }) {
+type Page = "agents" | "agent" | "tokens" | "admin" | "configs" | "config" | "new-version" | "diff" | "deployments" | "deployment";
+
+function OrgPage({ page }: { page: Page }) {
   const { orgId = "" } = useParams();
   const { data: me } = useQuery(meQuery);
   const perms = usePermissions(orgId);
@@ -87,6 +102,12 @@ function OrgPage({ page }: { page: "agents" | "agent" | "tokens" | "admin" }) {
       {page === "agent" && <AgentDetailsRoute canOperate={perms.canOperate} />}
       {page === "tokens" && <TokensRoute canOperate={perms.canOperate} />}
       {page === "admin" && <AdminRoute canAdmin={perms.canAdmin} currentUserId={me?.id ?? null} />}
+      {page === "configs" && <ConfigsRoute canOperate={perms.canOperate} />}
+      {page === "config" && <ConfigDetailRoute canOperate={perms.canOperate} />}
+      {page === "new-version" && <NewVersionRoute canOperate={perms.canOperate} />}
+      {page === "diff" && <DiffRoute />}
+      {page === "deployments" && <DeploymentsRoute canOperate={perms.canOperate} />}
+      {page === "deployment" && <DeploymentRoute canOperate={perms.canOperate} />}
     </Suspense>
   );
 }
@@ -119,6 +140,12 @@ export const routes: RouteObject[] = [
           { path: "agents/:agentId", element: <OrgPage page="agent" /> },
           { path: "tokens", element: <OrgPage page="tokens" /> },
           { path: "admin", element: <OrgPage page="admin" /> },
+          { path: "configs", element: <OrgPage page="configs" /> },
+          { path: "configs/:configId", element: <OrgPage page="config" /> },
+          { path: "configs/:configId/new", element: <OrgPage page="new-version" /> },
+          { path: "configs/:configId/diff", element: <OrgPage page="diff" /> },
+          { path: "deployments", element: <OrgPage page="deployments" /> },
+          { path: "deployments/:deploymentId", element: <OrgPage page="deployment" /> },
         ],
       },
       { path: "*", element: <NotFound /> },

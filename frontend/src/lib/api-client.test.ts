@@ -33,12 +33,23 @@ describe("api client", () => {
     const seen: string[] = [];
     setUnauthorizedHandler((detail) => seen.push(detail));
     vi.stubGlobal("fetch", respond(401, { detail: "Session expired; sign in again" }));
-    await expect(api.get("/api/v1/auth/me")).rejects.toEqual(new ApiError(401, "Session expired; sign in again"));
+    await expect(api.get("/api/v1/auth/me")).rejects.toEqual(
+      new ApiError(401, "Session expired; sign in again", { detail: "Session expired; sign in again" }),
+    );
     expect(seen).toEqual(["Session expired; sign in again"]);
 
     vi.stubGlobal("fetch", respond(422, { detail: [{ loc: ["query", "selector"], msg: "Invalid selector" }] }));
     await expect(api.get("/api/v1/gateways")).rejects.toMatchObject({ status: 422, detail: "selector: Invalid selector" });
     expect(seen).toHaveLength(1);
+
+    // A refused configuration: the message is the detail, the body keeps the errors.
+    const refused = { detail: { message: "The configuration is not valid", errors: [{ line: 5, column: 8, message: "bad" }] } };
+    vi.stubGlobal("fetch", respond(422, refused));
+    await expect(api.post("/api/v1/configs/validate", { config_yaml: "x" })).rejects.toMatchObject({
+      status: 422,
+      detail: "The configuration is not valid",
+      body: refused,
+    });
   });
 
   it("says when the server is unreachable", async () => {

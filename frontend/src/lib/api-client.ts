@@ -11,12 +11,15 @@ export type Schemas = components["schemas"];
 export class ApiError extends Error {
   readonly status: number;
   readonly detail: string;
+  /** The parsed error body, for callers that read more than the message (a 422's `errors`). */
+  readonly body: unknown;
 
-  constructor(status: number, detail: string) {
+  constructor(status: number, detail: string, body?: unknown) {
     super(detail);
     this.name = "ApiError";
     this.status = status;
     this.detail = detail;
+    this.body = body;
   }
 }
 
@@ -59,6 +62,10 @@ function detailOf(status: number, body: unknown): string {
   if (body && typeof body === "object" && "detail" in body) {
     const detail = (body as { detail: unknown }).detail;
     if (typeof detail === "string") return detail;
+    // A refused configuration: {"detail": {"message": ..., "errors": [...]}}.
+    if (detail && typeof detail === "object" && typeof (detail as { message?: unknown }).message === "string") {
+      return (detail as { message: string }).message;
+    }
     if (Array.isArray(detail) && detail.length > 0) {
       const first = detail[0] as { msg?: unknown; loc?: unknown };
       const where = Array.isArray(first.loc) ? first.loc.slice(1).join(".") : "";
@@ -106,7 +113,7 @@ export async function request<T>(method: string, path: string, options: RequestO
     }
   }
   if (!response.ok) {
-    const error = new ApiError(response.status, detailOf(response.status, body));
+    const error = new ApiError(response.status, detailOf(response.status, body), body);
     if (response.status === 401 && !options.skipAuthRedirect) onUnauthorized(error.detail);
     throw error;
   }
@@ -115,7 +122,8 @@ export async function request<T>(method: string, path: string, options: RequestO
 
 export const api = {
   get: <T>(path: string, query?: Query, signal?: AbortSignal) => request<T>("GET", path, { query, signal }),
-  post: <T>(path: string, body?: unknown, query?: Query) => request<T>("POST", path, { body, query }),
+  post: <T>(path: string, body?: unknown, query?: Query, signal?: AbortSignal) =>
+    request<T>("POST", path, { body, query, signal }),
   patch: <T>(path: string, body: unknown, query?: Query) => request<T>("PATCH", path, { body, query }),
   put: <T>(path: string, body: unknown, query?: Query) => request<T>("PUT", path, { body, query }),
   delete: <T = void>(path: string, query?: Query) => request<T>("DELETE", path, { query }),

@@ -718,6 +718,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/gateways/{gateway_id}/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Gateway Deployments
+         * @description The deployments that touched this gateway, newest first, each with the gateway's own
+         *     rollout state and the agent's error message.
+         */
+        get: operations["list_gateway_deployments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/gateways/{gateway_id}/remote-config": {
         parameters: {
             query?: never;
@@ -1342,6 +1363,34 @@ export interface components {
         GatewayCount: {
             /** Count */
             count: number;
+        };
+        /**
+         * GatewayDeploymentOut
+         * @description A deployment that touched one gateway, with that gateway's state in it.
+         */
+        GatewayDeploymentOut: {
+            deployment: components["schemas"]["DeploymentOut"];
+            /**
+             * Batch
+             * @description 1-based batch number of the gateway
+             */
+            batch: number;
+            /** State */
+            state: string;
+            /** Error Message */
+            error_message: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** GatewayDeploymentPage */
+        GatewayDeploymentPage: {
+            /** Items */
+            items: components["schemas"]["GatewayDeploymentOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
         };
         /** GatewayHealthSummary */
         GatewayHealthSummary: {
@@ -3714,6 +3763,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeploymentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_gateway_deployments: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string | null;
+                /** @description Organization; optional when the caller belongs to only one */
+                org_id?: string | null;
+            };
+            header?: never;
+            path: {
+                gateway_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDeploymentPage"];
                 };
             };
             /** @description Validation Error */

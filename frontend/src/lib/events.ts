@@ -8,6 +8,7 @@ export const EVENT_TYPES = [
   "gateway.deleted",
   "gateway.changed",
   "config.changed",
+  "deployment.progress",
   "overflow",
 ] as const;
 export type FleetEventType = (typeof EVENT_TYPES)[number];

@@ -32,6 +32,8 @@ from flowgate.deployments.schemas import (
     DeploymentPage,
     DeploymentTargetOut,
     DeploymentTargetPage,
+    GatewayDeploymentOut,
+    GatewayDeploymentPage,
 )
 from flowgate.gateways import repository, views
 from flowgate.gateways.models import Gateway
@@ -239,6 +241,52 @@ async def rollback_deployment(
 
 
 gateway_router = api_router(prefix="/api/v1/gateways", tags=["gateways"])
+
+
+@gateway_router.get("/{gateway_id}/deployments", operation_id="list_gateway_deployments")
+async def list_gateway_deployments(
+    gateway_id: uuid.UUID,
+    access: ViewerAccess,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> GatewayDeploymentPage:
+    """The deployments that touched this gateway, newest first, each with the gateway's own
+    rollout state and the agent's error message."""
+    gateway = await repository.get(session, access.org_id, gateway_id)
+    query = (
+        select(Deployment, DeploymentTarget)
+        .join(DeploymentTarget, DeploymentTarget.deployment_id == Deployment.id)
+        .where(DeploymentTarget.gateway_id == gateway.id, Deployment.org_id == access.org_id)
+    )
+    if cursor:
+        created, did = _decode(cursor, 2)
+        try:
+            key = (datetime.fromisoformat(created), uuid.UUID(did))
+        except ValueError:
+            raise DomainError("Invalid cursor") from None
+        query = query.where(tuple_(Deployment.created_at, Deployment.id) < key)
+    rows = (
+        await session.execute(
+            query.order_by(Deployment.created_at.desc(), Deployment.id.desc()).limit(limit + 1)
+        )
+    ).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    rendered = await render(session, [d for d, _ in rows])
+    items = [
+        GatewayDeploymentOut(
+            deployment=out,
+            batch=t.batch + 1,
+            state=t.state.value,
+            error_message=t.error_message,
+            updated_at=t.updated_at,
+        )
+        for out, (_, t) in zip(rendered, rows, strict=True)
+    ]
+    last = rows[-1][0] if rows else None
+    next_cursor = _encode([last.created_at.isoformat(), str(last.id)]) if more and last else None
+    return GatewayDeploymentPage(items=items, next_cursor=next_cursor)
 
 
 @gateway_router.put("/{gateway_id}/remote-config", operation_id="push_gateway_config")

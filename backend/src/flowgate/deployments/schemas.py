@@ -126,3 +126,18 @@ class DeploymentTargetOut(BaseModel):
 class DeploymentTargetPage(BaseModel):
     items: list[DeploymentTargetOut]
     next_cursor: str | None
+
+
+class GatewayDeploymentOut(BaseModel):
+    """A deployment that touched one gateway, with that gateway's state in it."""
+
+    deployment: DeploymentOut
+    batch: int = Field(description="1-based batch number of the gateway")
+    state: str
+    error_message: str | None
+    updated_at: datetime
+
+
+class GatewayDeploymentPage(BaseModel):
+    items: list[GatewayDeploymentOut]
+    next_cursor: str | None

@@ -39,6 +39,7 @@ import orjson
 from flowgate.core.db import utcnow
 from flowgate.core.events import (
     ConfigChanged,
+    DeploymentProgressed,
     GatewayChanged,
     GatewayRegistered,
     GatewayRevoked,
@@ -325,4 +326,13 @@ class EventHub:
             event.org_id,
             "config.changed",
             {"org_id": event.org_id, "gateway_ids": list(event.gateway_ids)},
+        )
+
+    async def on_deployment_progressed(self, event: DeploymentProgressed) -> None:
+        """Ids only: the browser refetches the deployment it shows (one read per viewer of that
+        page, not one per event per stream here)."""
+        self._fan_out(
+            event.org_id,
+            "deployment.progress",
+            {"deployment_id": event.deployment_id, "org_id": event.org_id},
         )

@@ -48,6 +48,8 @@ export function describeEvent(event: FleetEvent, name: string | null): Described
       const target = many > 1 ? `${many} gateways` : who === "A gateway" ? "a gateway" : who;
       return { type: event.type, title: `New configuration for ${target}`, detail: "", tone: "info" };
     }
+    case "deployment.progress":
+      return { type: event.type, title: "A deployment progressed", detail: "", tone: "info" };
     case "overflow":
       return { type: event.type, title: "Missed some events; refreshed", detail: "", tone: "warn" };
   }

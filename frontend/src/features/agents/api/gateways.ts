@@ -93,6 +93,17 @@ export const gatewayQueries = {
         }
       },
     }),
+  /**
+   * How many gateways a selector matches, for the deploy form's live count: an invalid
+   * selector is an error carrying the server's message (a 422), not an unknown count.
+   */
+  matching: (orgId: string, selector: string) =>
+    queryOptions({
+      queryKey: [...gatewayKeys.count(orgId, { selector }), "strict"] as const,
+      queryFn: async ({ signal }) =>
+        countFromBody(await api.get<unknown>("/api/v1/gateways/count", { org_id: orgId, selector }, signal)),
+      placeholderData: keepPreviousData,
+    }),
   detail: (orgId: string, id: string) =>
     queryOptions({
       queryKey: gatewayKeys.detail(orgId, id),

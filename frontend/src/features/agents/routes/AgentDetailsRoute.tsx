@@ -6,6 +6,7 @@ import { HealthIndicator } from "@/components/HealthIndicator";
 import { RelativeTime } from "@/components/RelativeTime";
 import { ErrorState, Skeleton } from "@/components/States";
 import { StatusBadge } from "@/components/StatusBadge";
+import { GatewayDeployments } from "@/features/deployments/components/GatewayDeployments";
 import { ApiError } from "@/lib/api-client";
 import { usePollInterval } from "@/lib/live-state";
 import { formatDuration } from "@/lib/time";
@@ -185,6 +186,7 @@ export function AgentDetailsRoute({ canOperate }: { canOperate: boolean }) {
         <AgentConfigViewer config={r.config} agentName={g.name} />
         {componentHealth && <ComponentHealthList health={componentHealth} />}
       </div>
+      <GatewayDeployments orgId={orgId} gatewayId={g.id} />
 
       <ConfirmDialog
         open={confirm === "deactivate"}

@@ -17,6 +17,7 @@ import {
 import { AgentFilters } from "../components/AgentFilters";
 import { AgentTable } from "../components/AgentTable";
 import { BulkDeactivateDialog, SetLabelsDialog, type BulkTarget } from "../components/BulkDialogs";
+import { BulkDeployDialog } from "../components/BulkDeploy";
 import { HealthSummaryBar } from "../components/HealthSummaryBar";
 import { addRequirement, normalizeSelector } from "../lib/selector";
 
@@ -49,6 +50,7 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
   const [allMatching, setAllMatching] = useState(false);
   const [labelsTarget, setLabelsTarget] = useState<BulkTarget | null>(null);
   const [deactivateTarget, setDeactivateTarget] = useState<BulkTarget | null>(null);
+  const [deployTarget, setDeployTarget] = useState<BulkTarget | null>(null);
 
   const list = useQuery({ ...gatewayQueries.list(orgId, filters, cursor, pageSize), refetchInterval: poll });
   const summary = useQuery({ ...gatewayQueries.summary(orgId), refetchInterval: poll });
@@ -166,6 +168,9 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
           <button type="button" className="btn" onClick={() => setLabelsTarget(target())}>
             Set labels
           </button>
+          <button type="button" className="btn" onClick={() => setDeployTarget(target())}>
+            Deploy configuration
+          </button>
           <button type="button" className="btn btn--danger-outline" onClick={() => setDeactivateTarget(target())}>
             Deactivate
           </button>
@@ -271,6 +276,14 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
         target={labelsTarget}
         onClose={(f) => {
           setLabelsTarget(null);
+          finishBulk(f);
+        }}
+      />
+      <BulkDeployDialog
+        orgId={orgId}
+        target={deployTarget}
+        onClose={(f) => {
+          setDeployTarget(null);
           finishBulk(f);
         }}
       />
