@@ -286,8 +286,10 @@ def main() -> None:
         profiler = None
         if args.profile:
             profiler = subprocess.Popen(
-                ["py-spy", "record", "--pid", str(server.pid), "--format", "raw", "--rate", "250"]
-                + ["--output", args.profile, "--nonblocking"],
+                [
+                    *("py-spy", "record", "--pid", str(server.pid), "--format", "raw"),
+                    *("--rate", "250", "--output", args.profile, "--nonblocking"),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
