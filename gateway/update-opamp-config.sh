@@ -79,12 +79,21 @@ fg_config_validate() {
 	fg_wait_child "$!" || rc=$?
 	REPLY=""
 	if ((rc != 0)); then
-		# the collector's "Error: ..." line; else the first line mentioning an error; else
-		# the last lines of its output
+		# the collector's "Error: ..." block (the real collector spreads one error over
+		# several lines: "Error: failed to get config: ... the following error(s):", a blank
+		# line, then what is wrong), joined into one line up to its closing "collector server
+		# run finished" line; else the first line mentioning an error; else the last lines
+		local in_error=0
 		while IFS= read -r line; do
+			if ((in_error)); then
+				[[ $line == *"collector server run finished"* ]] && break
+				[[ -n ${line//[[:space:]]/} ]] && msg+=" $line"
+				continue
+			fi
 			if [[ $line == Error:* ]]; then
 				msg=$line
-				break
+				in_error=1
+				continue
 			fi
 			if [[ -z $fallback && ${line,,} == *error* ]]; then
 				fallback=$line
