@@ -11,6 +11,7 @@ poll interval here is short.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -347,3 +348,59 @@ def test_a_newer_version_supersedes_what_pypi_agents_ran(org: Org, start_agents:
         cfg = reported(org, gw["id"], "applied")
         assert (cfg["config_version"], cfg["deployment_id"]) == (2, second.json()["id"])
         assert cfg["remote_config_status"]["config_hash"] == version_hash(org, config_id, 2)
+
+
+# --- REST gateways: a report names the configuration, not just a version number -----------
+
+
+def test_a_rest_report_about_another_templates_version_1_does_not_mark_applied(
+    org: Org,
+) -> None:
+    """Versions are numbered per template, so "version 1" does not say which configuration a
+    REST gateway runs. One that reports the ``config_hash`` of what it runs (as
+    gateway/heartbeat.sh does) moves only the target of that configuration: while it still
+    runs template A's version 1, template B's version 1 is not applied."""
+    gw = labelled(org, kind="rest-hash")
+    a = template_with(org, GOOD)
+    b = template_with(org, BETTER)
+
+    def report(config_id: str) -> None:
+        body = {
+            "config_version": 1,
+            "config_status": {
+                "status": "applied",
+                "config_version": 1,
+                "config_hash": version_hash(org, config_id, 1),
+            },
+        }
+        resp = org.heartbeat(gw, body)
+        assert resp.status_code == 200, resp.text
+
+    first = deploy(org, config_id=a, target={"gateway_ids": [gw["id"]]})
+    assert first.status_code == 201, first.text
+    report(a)
+    settled(org, first.json()["id"], "completed")
+
+    second = deploy(org, config_id=b, target={"gateway_ids": [gw["id"]]})
+    assert second.status_code == 201, second.text
+    did = second.json()["id"]
+    report(a)  # the gateway has not fetched B yet
+    time.sleep(1.5)  # several flushes of the rollout reports
+    assert targets(org, did)[gw["id"]]["state"] == "sent"
+    assert deployment(org, did)["state"] == "rolling_out"
+    report(b)
+    settled(org, did, "completed")
+    wait_for(
+        lambda: (
+            org.get(f"/api/v1/gateways/{gw['id']}/config").json()["remote_config_status"][
+                "config_hash"
+            ]
+            == version_hash(org, b, 1)
+        )
+    )
+
+
+def test_a_rest_report_with_a_malformed_hash_is_refused(org: Org) -> None:
+    gw = labelled(org, kind="rest-hash")
+    resp = org.heartbeat(gw, {"config_status": {"status": "applied", "config_hash": "nope"}})
+    assert resp.status_code == 422, resp.text

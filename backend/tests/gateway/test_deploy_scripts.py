@@ -212,3 +212,38 @@ def test_a_staged_rollout_whose_canary_collector_refuses_rolls_back(
     assert "version=2" not in main_gw.log()
     for gw in (canary_gw, main_gw):
         assert "v2" not in otlp_sink.configs(gw.instance_id)
+
+
+def test_version_1_of_another_template_is_not_taken_for_the_one_running(
+    flowgate: FlowGate, gateway: Gateways, otlp_sink: OtlpSink
+) -> None:
+    """Versions are numbered per template. A gateway running template A's version 1 keeps
+    heartbeating "version 1" while it has not fetched template B's version 1 (here one its
+    collector refuses): heartbeats name the config by its ``config_hash``, so B's target goes
+    from sent to failed, never through applied."""
+    gw = gateway()
+    gid = running(flowgate, gw, otlp_sink)
+    a = flowgate.template(collector_config("a1", sink=otlp_sink.url))
+    b = flowgate.template(collector_config("b1", sink=otlp_sink.url, exporter="otlp"))
+    first = flowgate.deploy(a, 1, target={"gateway_ids": [gid]})
+    flowgate.wait_deployment(first, "completed")
+    otlp_sink.wait_config(gw.instance_id, "a1")
+
+    did = flowgate.deploy(b, 1, target={"gateway_ids": [gid]})
+    seen: list[str] = []
+
+    def settled() -> bool:
+        seen.append(flowgate.targets(did)[gid]["state"])
+        return seen[-1] not in ("sent", "applying")
+
+    wait_for(settled, timeout=20, interval=0.05)
+    assert "applied" not in seen, seen
+    info = flowgate.wait_deployment(did, "failed")
+    assert info["counts"]["failed"] == 1
+    assert 'unknown type: "otlp"' in (flowgate.targets(did)[gid]["error_message"] or "")
+    assert (
+        gw.config_state()["config_hash"]
+        == flowgate.admin.get(
+            f"/api/v1/configs/{a}/versions/1", params={"org_id": flowgate.org_id}
+        ).json()["config_hash"]
+    )
