@@ -220,8 +220,9 @@ def test_version_1_of_another_template_is_not_taken_for_the_one_running(
     """Versions are numbered per template. A gateway running template A's version 1 keeps
     heartbeating "version 1" while it has not fetched template B's version 1 (here one its
     collector refuses): heartbeats name the config by its ``config_hash``, so B's target goes
-    from sent to failed, never through applied."""
-    gw = gateway()
+    from sent to failed, never through applied. (Config polls every 4 s, heartbeats every
+    second: several heartbeats about A come before the gateway fetches B.)"""
+    gw = gateway(CONFIG_POLL_INTERVAL="4")
     gid = running(flowgate, gw, otlp_sink)
     a = flowgate.template(collector_config("a1", sink=otlp_sink.url))
     b = flowgate.template(collector_config("b1", sink=otlp_sink.url, exporter="otlp"))
