@@ -53,22 +53,25 @@ fg_collect_metrics() {
 FG_OTEL_VERSION=""
 
 # fg_heartbeat_body -> JSON: version, otel_version, config_version (the applied one),
-# config_status (the outcome of the last config change, with the version it concerns) and
-# metrics.
+# config_status (the outcome of the last config change, with the version and FlowGate's
+# config_hash of the config it concerns) and metrics.
 fg_heartbeat_body() {
-	local body version status source failed_version error=""
+	local body version status source failed_version config_hash failed_config_hash error=""
 	[[ -n $FG_OTEL_VERSION ]] || FG_OTEL_VERSION=$(fg_otel_version)
 	body="{\"version\":$(fg_json_str "$GATEWAY_VERSION"),\"otel_version\":$(fg_json_str "$FG_OTEL_VERSION")"
 	version=$(fg_state version)
 	status=$(fg_state status)
 	source=$(fg_state source)
 	failed_version=$(fg_state failed_version)
+	config_hash=$(fg_state config_hash)
+	failed_config_hash=$(fg_state failed_config_hash)
 	if [[ $version =~ ^[0-9]+$ && $source != local ]]; then
 		body+=",\"config_version\":$version"
 	fi
 	if [[ $status == applied ]]; then
 		body+=",\"config_status\":{\"status\":\"applied\""
 		[[ $version =~ ^[0-9]+$ && $source != local ]] && body+=",\"config_version\":$version"
+		[[ $config_hash =~ ^[0-9a-f]{64}$ && $source != local ]] && body+=",\"config_hash\":\"$config_hash\""
 		body+="}"
 	elif [[ $status == failed ]]; then
 		if [[ -f $FG_CONFIG_ERROR ]]; then
@@ -77,6 +80,7 @@ fg_heartbeat_body() {
 		fi
 		body+=",\"config_status\":{\"status\":\"failed\",\"error_message\":$(fg_json_str "${error:-configuration rejected}")"
 		[[ $failed_version =~ ^[0-9]+$ ]] && body+=",\"config_version\":$failed_version"
+		[[ $failed_config_hash =~ ^[0-9a-f]{64}$ ]] && body+=",\"config_hash\":\"$failed_config_hash\""
 		body+="}"
 	fi
 	fg_collect_metrics

@@ -12,7 +12,10 @@
 #   last_good.yaml        the config that ran before current.yaml (rollback target)
 #   rejected.yaml         the last config that failed validation (for inspection)
 #   state, last_good.state, last_error
-#                         version/hash/source/status of current and last-good, last error
+#                         version/hash/source/status of current and last-good, last error;
+#                         config_hash (failed_config_hash) is FlowGate's config_hash of the
+#                         current (last failed) config, which heartbeats report: a version
+#                         number alone does not say which template's version it is
 #
 # A config that fails validation is never swapped in: the old one keeps running and the
 # failure is reported (config_status.status=failed). A config that validates but makes the
@@ -45,9 +48,11 @@ fg_state() {
 }
 
 # _fg_state_write FILE version hash source status failed_hash failed_version deployment_id
+#                 config_hash failed_config_hash
 _fg_state_write() {
 	fg_kv_write "$1" "version=$2" "hash=$3" "source=$4" "status=$5" \
 		"failed_hash=$6" "failed_version=$7" "deployment_id=$8" \
+		"config_hash=${9-}" "failed_config_hash=${10-}" \
 		"updated_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }
 
@@ -79,12 +84,21 @@ fg_config_validate() {
 	fg_wait_child "$!" || rc=$?
 	REPLY=""
 	if ((rc != 0)); then
-		# the collector's "Error: ..." line; else the first line mentioning an error; else
-		# the last lines of its output
+		# the collector's "Error: ..." block (the real collector spreads one error over
+		# several lines: "Error: failed to get config: ... the following error(s):", a blank
+		# line, then what is wrong), joined into one line up to its closing "collector server
+		# run finished" line; else the first line mentioning an error; else the last lines
+		local in_error=0
 		while IFS= read -r line; do
+			if ((in_error)); then
+				[[ $line == *"collector server run finished"* ]] && break
+				[[ -n ${line//[[:space:]]/} ]] && msg+=" $line"
+				continue
+			fi
 			if [[ $line == Error:* ]]; then
 				msg=$line
-				break
+				in_error=1
+				continue
 			fi
 			if [[ -z $fallback && ${line,,} == *error* ]]; then
 				fallback=$line
@@ -121,39 +135,44 @@ _fg_reload_collector() {
 # fg_config_rollback REASON -- under the lock: restore last_good.yaml as current and
 # record the failure of the config being applied (the pending one) or that was current.
 fg_config_rollback() {
-	local reason=$1 bad_hash bad_version
+	local reason=$1 bad_hash bad_version bad_config_hash
 	if [[ -f $FG_CONFIG_PENDING ]]; then
 		bad_hash=$(fg_state hash "$FG_CONFIG_PENDING")
 		bad_version=$(fg_state version "$FG_CONFIG_PENDING")
+		bad_config_hash=$(fg_state config_hash "$FG_CONFIG_PENDING")
 	else
 		bad_hash=$(fg_state hash)
 		bad_version=$(fg_state version)
+		bad_config_hash=$(fg_state config_hash)
 	fi
 	[[ -f $FG_CONFIG_CURRENT ]] && fg_copy_file "$FG_CONFIG_CURRENT" "$FG_CONFIG_REJECTED" 0600
 	if [[ -f $FG_CONFIG_LAST_GOOD ]]; then
 		fg_copy_file "$FG_CONFIG_LAST_GOOD" "$FG_CONFIG_CURRENT" 0600
 		_fg_state_write "$FG_CONFIG_STATE" "$(fg_state version "$FG_CONFIG_LAST_GOOD_STATE")" \
 			"$(fg_state hash "$FG_CONFIG_LAST_GOOD_STATE")" "$(fg_state source "$FG_CONFIG_LAST_GOOD_STATE")" \
-			failed "$bad_hash" "$bad_version" "$(fg_state deployment_id "$FG_CONFIG_LAST_GOOD_STATE")"
+			failed "$bad_hash" "$bad_version" "$(fg_state deployment_id "$FG_CONFIG_LAST_GOOD_STATE")" \
+			"$(fg_state config_hash "$FG_CONFIG_LAST_GOOD_STATE")" "$bad_config_hash"
 	else
-		fg_config_use_local failed "$bad_hash" "$bad_version"
+		fg_config_use_local failed "$bad_hash" "$bad_version" "$bad_config_hash"
 	fi
 	printf '%s\n' "$reason" | fg_write_file "$FG_CONFIG_ERROR" 0600
 	rm -f -- "$FG_CONFIG_PENDING"
 	fg_log CONFIG ERROR "config version ${bad_version:-?} rolled back to last good: $reason"
 }
 
-# fg_config_use_local [STATUS FAILED_HASH FAILED_VERSION] -- current.yaml := OTELCOL_CONFIG
+# fg_config_use_local [STATUS FAILED_HASH FAILED_VERSION FAILED_CONFIG_HASH] -- current.yaml
+# := OTELCOL_CONFIG
 fg_config_use_local() {
 	local hash
 	fg_copy_file "$OTELCOL_CONFIG" "$FG_CONFIG_CURRENT" 0600
 	hash=$(fg_sha256_file "$FG_CONFIG_CURRENT")
-	_fg_state_write "$FG_CONFIG_STATE" "" "$hash" local "${1-}" "${2-}" "${3-}" ""
+	_fg_state_write "$FG_CONFIG_STATE" "" "$hash" local "${1-}" "${2-}" "${3-}" "" "" "${4-}"
 }
 
-# fg_config_apply CANDIDATE VERSION SOURCE HASH DEPLOYMENT_ID -> 10 applied, 11 rejected
+# fg_config_apply CANDIDATE VERSION SOURCE HASH DEPLOYMENT_ID CONFIG_HASH -> 10 applied,
+# 11 rejected
 fg_config_apply() {
-	local candidate=$1 version=$2 source=$3 hash=$4 deployment_id=$5 rc=0 label
+	local candidate=$1 version=$2 source=$3 hash=$4 deployment_id=$5 config_hash=$6 rc=0 label
 	label="version=${version:-none} source=$source sha256=${hash:0:12}"
 	fg_log CONFIG INFO "validating new config ($label)"
 	fg_config_validate "$candidate" || rc=$?
@@ -165,7 +184,7 @@ fg_config_apply() {
 		mv -f -- "$candidate" "$FG_CONFIG_REJECTED"
 		printf '%s\n' "$REPLY" | fg_write_file "$FG_CONFIG_ERROR" 0600
 		_fg_state_write "$FG_CONFIG_STATE" "$(fg_state version)" "$(fg_state hash)" "$(fg_state source)" \
-			failed "$hash" "$version" "$(fg_state deployment_id)"
+			failed "$hash" "$version" "$(fg_state deployment_id)" "$(fg_state config_hash)" "$config_hash"
 		fg_log CONFIG ERROR "config rejected by validation, keeping the current one ($label): $REPLY"
 		return "$FG_CONFIG_REJECTED_RC"
 	fi
@@ -177,14 +196,16 @@ fg_config_apply() {
 	fi
 	# `pending` marks current.yaml as not yet proven: a crash (or a restart of the
 	# container) before the reload is confirmed rolls back to last_good.yaml.
-	fg_kv_write "$FG_CONFIG_PENDING" "version=$version" "hash=$hash" "source=$source"
+	fg_kv_write "$FG_CONFIG_PENDING" "version=$version" "hash=$hash" "source=$source" \
+		"config_hash=$config_hash"
 	mv -f -- "$candidate" "$FG_CONFIG_CURRENT"
 	if ! _fg_reload_collector; then
 		fg_config_rollback "the collector exited after reloading config version ${version:-none}"
 		fg_config_unlock
 		return "$FG_CONFIG_REJECTED_RC"
 	fi
-	_fg_state_write "$FG_CONFIG_STATE" "$version" "$hash" "$source" applied "" "" "$deployment_id"
+	_fg_state_write "$FG_CONFIG_STATE" "$version" "$hash" "$source" applied "" "" "$deployment_id" \
+		"$config_hash"
 	rm -f -- "$FG_CONFIG_PENDING" "$FG_CONFIG_ERROR"
 	fg_config_unlock
 	fg_log CONFIG INFO "applied config ($label); previous config kept as $FG_CONFIG_LAST_GOOD"
@@ -193,7 +214,7 @@ fg_config_apply() {
 
 # fg_config_update -- one fetch/compare/apply cycle (see the header for exit codes).
 fg_config_update() {
-	local rc=0 url yaml version source deployment_id candidate hash
+	local rc=0 url yaml version source deployment_id candidate hash config_hash
 	fg_require_identity CONFIG
 	fg_require_backend CONFIG
 	fg_ensure_dirs
@@ -219,7 +240,9 @@ fg_config_update() {
 	version=$(fg_json_get config_version <<<"$FG_HTTP_BODY") || version=""
 	source=$(fg_json_get source <<<"$FG_HTTP_BODY") || source=remote
 	deployment_id=$(fg_json_get deployment_id <<<"$FG_HTTP_BODY") || deployment_id=""
+	config_hash=$(fg_json_get config_hash <<<"$FG_HTTP_BODY") || config_hash=""
 	[[ $version =~ ^[0-9]+$ ]] || version=""
+	[[ $config_hash =~ ^[0-9a-f]{64}$ ]] || config_hash=""
 
 	candidate=$(mktemp "$GATEWAY_CONFIG_DIR/.candidate.XXXXXX")
 	if [[ $source == base && $APPLY_BASE_CONFIG != true ]]; then
@@ -229,6 +252,7 @@ fg_config_update() {
 		source=local
 		version=""
 		deployment_id=""
+		config_hash=""
 	elif [[ -z ${yaml//[[:space:]]/} ]]; then
 		rm -f -- "$candidate"
 		fg_log CONFIG WARN "backend returned an empty config (source=$source); ignoring it"
@@ -240,10 +264,11 @@ fg_config_update() {
 
 	if [[ $hash == "$(fg_state hash)" ]]; then
 		rm -f -- "$candidate"
-		if [[ $version != "$(fg_state version)" || $source != "$(fg_state source)" || ($source != local && $(fg_state status) != applied) ]]; then
+		if [[ $version != "$(fg_state version)" || $source != "$(fg_state source)" ||
+			$config_hash != "$(fg_state config_hash)" || ($source != local && $(fg_state status) != applied) ]]; then
 			# same content under a new version (or a failed newer one was superseded)
 			_fg_state_write "$FG_CONFIG_STATE" "$version" "$hash" "$source" \
-				"$([[ $source == local ]] || printf applied)" "" "" "$deployment_id"
+				"$([[ $source == local ]] || printf applied)" "" "" "$deployment_id" "$config_hash"
 			rm -f -- "$FG_CONFIG_ERROR"
 			fg_log CONFIG INFO "config unchanged, now version=${version:-none} source=$source"
 			return "$FG_CONFIG_APPLIED"
@@ -254,7 +279,7 @@ fg_config_update() {
 		rm -f -- "$candidate" # already rejected; the failure keeps being reported
 		return "$FG_CONFIG_UNCHANGED"
 	fi
-	fg_config_apply "$candidate" "$version" "$source" "$hash" "$deployment_id"
+	fg_config_apply "$candidate" "$version" "$source" "$hash" "$deployment_id" "$config_hash"
 }
 
 # fg_config_prepare_startup -- choose the config the collector starts with: the persisted
@@ -290,9 +315,10 @@ fg_config_prepare_startup() {
 # fg_config_fallback REASON -- (lock held) the current config cannot run: go to last-good
 # if it differs and validates, else to the local config. Records the failure.
 fg_config_fallback() {
-	local reason=$1 bad_hash bad_version
+	local reason=$1 bad_hash bad_version bad_config_hash
 	bad_hash=$(fg_state hash)
 	bad_version=$(fg_state version)
+	bad_config_hash=$(fg_state config_hash)
 	if [[ -f $FG_CONFIG_LAST_GOOD && $(fg_state hash "$FG_CONFIG_LAST_GOOD_STATE") != "$bad_hash" ]] &&
 		fg_config_validate "$FG_CONFIG_LAST_GOOD"; then
 		fg_config_rollback "$reason"
@@ -303,7 +329,7 @@ fg_config_fallback() {
 		return 0
 	fi
 	[[ -f $FG_CONFIG_CURRENT ]] && fg_copy_file "$FG_CONFIG_CURRENT" "$FG_CONFIG_REJECTED" 0600
-	fg_config_use_local failed "$bad_hash" "$bad_version"
+	fg_config_use_local failed "$bad_hash" "$bad_version" "$bad_config_hash"
 	printf '%s\n' "$reason" | fg_write_file "$FG_CONFIG_ERROR" 0600
 	fg_log CONFIG ERROR "config version ${bad_version:-?} abandoned, running the local config: $reason"
 }

@@ -4,8 +4,15 @@
   and database (SQLite in the data directory, or a fresh PostgreSQL database that is dropped
   afterwards), restartable on the same port and data.
 * ``GatewayRun``: ``bash gateway/docker-entrypoint.sh`` with a clean environment, its own
-  state directory, the fake collector (``fake_otelcol``) as ``OTELCOL_BIN`` and short
-  intervals; it records its log and the fake's events.
+  state directory and short intervals; it records its log. ``OTELCOL_BIN`` is the stand-in
+  (``fake_otelcol``, which records events) unless the run is made with ``real_gateways``:
+* ``real_gateways`` runs the REAL ``otelcol-contrib`` 0.135 of the pinned test-only package
+  (backend/requirements-collector.txt; components: filelog receiver, batch, memory_limiter and
+  k8spath processors, otlphttp exporter, no extensions). Each gateway gets a local config of
+  those components and an application log file; its collector tails that file and exports to
+  ``otlp_sink``, a tiny OTLP/HTTP receiver, with headers naming the gateway and the config
+  (``x-flowgate-config``), so a test sees which configuration a collector really runs. Under
+  ``CI=true`` a missing binary is a failure, elsewhere a skip.
 
 PostgreSQL tests skip when 127.0.0.1:5432 is unreachable, except under ``CI=true``.
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -21,6 +29,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +41,7 @@ import pytest
 from tests.conftest import IN_CI
 from tests.support.polling import wait_for
 from tests.support.server import free_port, pg_available, pg_exec
+from tests.test_collector_corpus import BINARY, collector_binary
 
 REPO = Path(__file__).resolve().parents[3]
 GATEWAY_DIR = REPO / "gateway"
@@ -210,6 +220,84 @@ class FlowGate:
         assert r.status_code in (200, 201, 202), r.text
         return int(r.json()["config_version"])
 
+    def set_labels(self, gateway_id: str, **labels: str) -> None:
+        r = self.admin.patch(
+            f"/api/v1/gateways/{gateway_id}",
+            params={"org_id": self.org_id},
+            json={"labels": labels},
+        )
+        assert r.status_code == 200, r.text
+
+    def template(self, *bodies: str) -> str:
+        """A new configuration template with these versions (1, 2, ...); returns its id."""
+        r = self.admin.post(
+            "/api/v1/configs",
+            params={"org_id": self.org_id},
+            json={"name": f"gw-test-{uuid.uuid4().hex[:8]}"},
+        )
+        assert r.status_code == 201, r.text
+        config_id = str(r.json()["id"])
+        for body in bodies:
+            r = self.admin.post(
+                f"/api/v1/configs/{config_id}/versions",
+                params={"org_id": self.org_id},
+                json={"config_yaml": body},
+            )
+            assert r.status_code == 201, r.text
+        return config_id
+
+    def deploy(self, config_id: str, version: int, **body: Any) -> str:
+        r = self.admin.post(
+            "/api/v1/deployments",
+            params={"org_id": self.org_id},
+            json={"config_id": config_id, "version": version, **body},
+        )
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    def deployment(self, deployment_id: str) -> dict[str, Any]:
+        r = self.admin.get(f"/api/v1/deployments/{deployment_id}", params={"org_id": self.org_id})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def deployments(self) -> list[dict[str, Any]]:
+        r = self.admin.get("/api/v1/deployments", params={"org_id": self.org_id})
+        assert r.status_code == 200, r.text
+        return list(r.json()["items"])
+
+    def rollback(self, deployment_id: str) -> str:
+        """POST .../rollback; returns the id of the rollback deployment."""
+        r = self.admin.post(
+            f"/api/v1/deployments/{deployment_id}/rollback", params={"org_id": self.org_id}
+        )
+        assert r.status_code in (200, 201), r.text
+        found = [d for d in self.deployments() if d["rollback_of"] == deployment_id]
+        assert len(found) == 1, found
+        return str(found[0]["id"])
+
+    def targets(self, deployment_id: str) -> dict[str, dict[str, Any]]:
+        r = self.admin.get(
+            f"/api/v1/deployments/{deployment_id}/gateways",
+            params={"org_id": self.org_id, "limit": 500},
+        )
+        assert r.status_code == 200, r.text
+        return {t["gateway_id"]: t for t in r.json()["items"]}
+
+    def wait_deployment(
+        self, deployment_id: str, state: str, timeout: float = 30
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            info = self.deployment(deployment_id)
+            return info if info["state"] == state else None
+
+        try:
+            return dict(wait_for(probe, timeout=timeout, interval=0.2))
+        except AssertionError:
+            raise AssertionError(
+                f"deployment never became {state}: {self.deployment(deployment_id)}\n"
+                f"targets: {self.targets(deployment_id)}"
+            ) from None
+
     def deactivate(self, gateway_id: str) -> None:
         r = self.admin.post(
             f"/api/v1/gateways/{gateway_id}/deactivate", params={"org_id": self.org_id}
@@ -271,6 +359,8 @@ class GatewayRun:
         self.record_dir = tmp / "record"
         self.record_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_file = tmp / "metrics.prom"
+        #: What a real collector's filelog receiver tails (see ``real_gateways``).
+        self.app_log = tmp / "app.log"
         self.log_path = tmp / "gateway.log"
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -423,3 +513,164 @@ def gateways(tmp_path: Path) -> Iterator[Callable[..., GatewayRun]]:
     yield factory
     for run in runs:
         run.cleanup()
+
+
+# --- the real Collector -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def otelcol() -> Path:
+    """The real otelcol-contrib binary (skip when absent; a failure under CI=true)."""
+    path = collector_binary()
+    if path is None:
+        why = f"{BINARY} is not installed (make install: backend/requirements-collector.txt)"
+        if IN_CI:
+            pytest.fail(why)
+        pytest.skip(why)
+    return path
+
+
+class OtlpSink:
+    """A tiny OTLP/HTTP receiver: answers 200 to every POST and records its path and
+    headers, so tests see what a real collector exports and with which configuration."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with sink.lock:
+                    sink.requests.append(
+                        {
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body,
+                        }
+                    )
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def configs(self, instance_id: str) -> list[str]:
+        """The ``x-flowgate-config`` of every export from this gateway, in order."""
+        with self.lock:
+            return [
+                r["headers"].get("x-flowgate-config", "")
+                for r in self.requests
+                if r["headers"].get("x-flowgate-gateway") == instance_id
+            ]
+
+    def wait_config(self, instance_id: str, tag: str, timeout: float = 15) -> None:
+        """Until this gateway's collector exports with config ``tag``."""
+        try:
+            wait_for(lambda: tag in self.configs(instance_id), timeout=timeout, interval=0.1)
+        except AssertionError:
+            raise AssertionError(
+                f"{instance_id} never exported with config {tag!r}: {self.configs(instance_id)}"
+            ) from None
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def otlp_sink() -> Iterator[OtlpSink]:
+    sink = OtlpSink()
+    yield sink
+    sink.close()
+
+
+def collector_config(
+    tag: str,
+    *,
+    sink: str,
+    metrics_port: int | None = None,
+    exporter: str = "otlphttp",
+) -> str:
+    """A configuration of the real collector's components, the same for every gateway (a
+    template version is): each collector tails its own ``$GATEWAY_APP_LOG`` and exports it to
+    ``sink`` with headers naming its ``$INSTANCE_ID`` and ``tag``. Internal metrics are off
+    (collectors running side by side would fight over :8888), or served on ``metrics_port``:
+    a port already taken makes the collector fail when it starts, after ``validate`` passed.
+    ``exporter`` is the exporter's type: one this build lacks (``otlp``) passes FlowGate's
+    checks, which know no REST gateway's components, but not the collector's ``validate``."""
+    if metrics_port is None:
+        metrics = "      level: none\n"
+    else:
+        metrics = (
+            "      level: basic\n"
+            "      readers:\n"
+            "        - pull:\n"
+            "            exporter:\n"
+            "              prometheus:\n"
+            "                host: 127.0.0.1\n"
+            f"                port: {metrics_port}\n"
+        )
+    return f"""\
+# config {tag}
+receivers:
+  filelog:
+    include: ["${{env:GATEWAY_APP_LOG}}"]
+    start_at: beginning
+    poll_interval: 100ms
+processors:
+  memory_limiter:
+    check_interval: 1s
+    limit_mib: 256
+  batch:
+    timeout: 100ms
+exporters:
+  {exporter}:
+    endpoint: {sink}
+    encoding: json
+    compression: none
+    retry_on_failure:
+      enabled: false
+    headers:
+      x-flowgate-gateway: "${{env:INSTANCE_ID}}"
+      x-flowgate-config: {tag}
+service:
+  telemetry:
+    logs:
+      level: info
+    metrics:
+{metrics}  pipelines:
+    logs:
+      receivers: [filelog]
+      processors: [memory_limiter, batch]
+      exporters: [{exporter}]
+"""
+
+
+@pytest.fixture
+def real_gateways(
+    gateways: Callable[..., GatewayRun], otelcol: Path, otlp_sink: OtlpSink
+) -> Callable[..., GatewayRun]:
+    """Factory: ``real_gateways(instance_id=None, **env) -> GatewayRun`` (not started) that
+    runs the real collector with a local config (tag ``local``) of its components."""
+
+    def factory(instance_id: str | None = None, **env: str) -> GatewayRun:
+        run = gateways(instance_id, OTELCOL_BIN=str(otelcol), **env)
+        run.app_log.write_text(f"first line from {run.instance_id}\n")
+        local = run.tmp / "local-collector.yaml"
+        local.write_text(collector_config("local", sink=otlp_sink.url))
+        run.env["OTELCOL_CONFIG"] = str(local)
+        run.env["GATEWAY_APP_LOG"] = str(run.app_log)
+        return run
+
+    return factory

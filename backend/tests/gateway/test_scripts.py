@@ -1,6 +1,10 @@
 """Gateway script behaviour that needs no FlowGate: the JSON helpers, backoff, process
-supervision, signals, the health probe and the native OpAMP modes (with the fake
-collector and the fake supervisor)."""
+supervision, signals, the health probe and the native OpAMP modes.
+
+Process supervision, SIGHUP and the health probe run the REAL collector (``real_gateways``).
+The stand-ins (``fake_otelcol``, ``fake_opampsupervisor``) remain where the real binary cannot
+do what is tested: ignoring SIGTERM (for the SIGKILL escalation), the OpAMP supervisor (not in
+the test package) and the ``opamp`` extension (this collector build has no extensions)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -21,7 +26,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.gateway.conftest import GATEWAY_DIR, GatewayRun, alive, free_port, wait_for
+from tests.gateway.conftest import (
+    GATEWAY_DIR,
+    GatewayRun,
+    OtlpSink,
+    alive,
+    collector_config,
+    free_port,
+    wait_for,
+)
 from tests.gateway.test_static import check_supervisor_config
 
 Gateways = Callable[..., GatewayRun]
@@ -135,14 +148,35 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap(tmp_path: Path) -> No
 # --- processes and signals (no backend: the collector runs unmanaged) ---------------------
 
 
-def test_unmanaged_gateway_sighup_reload_and_sigkill_escalation(gateways: Gateways) -> None:
+def test_unmanaged_gateway_reloads_the_real_collector_on_sighup(
+    real_gateways: Gateways, otlp_sink: OtlpSink
+) -> None:
+    gw = real_gateways()
+    gw.start()
+    gw.wait_log(r"BACKEND_URL is not set: the collector runs unmanaged")
+    otlp_sink.wait_config(gw.instance_id, "local")
+    collector = gw.pid("collector")
+    assert collector
+    # a new config in place, then SIGHUP to the entrypoint: the collector reloads it in place
+    (gw.state_dir / "config" / "current.yaml").write_text(
+        collector_config("edited", sink=otlp_sink.url)
+    )
+    assert gw.proc is not None
+    gw.proc.send_signal(signal.SIGHUP)
+    gw.wait_log(r"\[GATEWAY\] INFO SIGHUP: reloading the collector")
+    otlp_sink.wait_config(gw.instance_id, "edited")
+    assert gw.pid("collector") == collector and alive(collector)
+    assert gw.stop(signal.SIGTERM) == 0
+    assert not alive(collector)
+    assert "collector exited unexpectedly" not in gw.log()
+
+
+def test_a_collector_ignoring_sigterm_is_killed(gateways: Gateways) -> None:
+    """Stand-in: the real collector cannot be made to ignore SIGTERM."""
     gw = gateways(FAKE_OTELCOL_IGNORE_TERM="1", SHUTDOWN_TIMEOUT="1")
     gw.start()
     gw.wait_log(r"BACKEND_URL is not set: the collector runs unmanaged")
     wait_for(lambda: any(e["event"] == "start" for e in gw.events()))
-    assert gw.proc is not None
-    gw.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: any(e["event"] == "reload" for e in gw.events()))
 
     collector = gw.pid("collector")
     started = time.monotonic()
@@ -153,17 +187,22 @@ def test_unmanaged_gateway_sighup_reload_and_sigkill_escalation(gateways: Gatewa
 
 
 def test_crash_looping_collector_makes_the_gateway_give_up(
-    gateways: Gateways, tmp_path: Path
+    real_gateways: Gateways, otlp_sink: OtlpSink
 ) -> None:
-    broken = tmp_path / "local.yaml"
-    broken.write_text(
-        (GATEWAY_DIR / "otel-collector-config.yaml").read_text() + "# fake-otelcol: fail-on-start\n"
-    )
-    gw = gateways(OTELCOL_CONFIG=str(broken), COLLECTOR_MAX_CRASHES="3")
-    gw.start()
-    assert gw.wait_exit(timeout=15) == 1
-    assert len([e for e in gw.events() if e["event"] == "start_failed"]) == 3
+    """The local config passes ``validate`` but the real collector cannot start it (its
+    metrics port is taken)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        gw = real_gateways(COLLECTOR_MAX_CRASHES="3")
+        Path(gw.env["OTELCOL_CONFIG"]).write_text(
+            collector_config("local", sink=otlp_sink.url, metrics_port=taken.getsockname()[1])
+        )
+        gw.start()
+        assert gw.wait_exit(timeout=20) == 1
     log = gw.log()
+    assert len(re.findall(r"\[GATEWAY\] INFO collector started \(pid", log)) == 3
+    assert log.count("bind: address already in use") >= 3
     assert "crash 2 in the last minute" in log and "collector keeps crashing; giving up" in log
 
 
@@ -194,8 +233,8 @@ def health_server() -> Iterator[str]:
     server.server_close()
 
 
-def test_healthcheck_subcommand(gateways: Gateways, health_server: str) -> None:
-    gw = gateways()
+def test_healthcheck_subcommand(real_gateways: Gateways, health_server: str) -> None:
+    gw = real_gateways()
 
     def probe(**env: str) -> int:
         return subprocess.run(
@@ -218,6 +257,9 @@ def test_healthcheck_subcommand(gateways: Gateways, health_server: str) -> None:
 
 
 # --- native OpAMP modes -------------------------------------------------------------------
+# Stand-ins here: the test package ships no opampsupervisor, and its otelcol-contrib has no
+# extensions (so no opamp extension, and `validate` refuses a config that names one). The
+# stand-ins record the rendered supervisor config and the collector's arguments/environment.
 
 REG_TOKEN = "reg-" + "A1b2C3d4" * 7
 

@@ -267,6 +267,8 @@ def test_compose_config_when_docker_compose_is_available(tmp_path: Path) -> None
 
 
 def fake_validate(*configs: Path) -> subprocess.CompletedProcess[str]:
+    """The stand-in's ``validate``: the image's local config uses components (otlp,
+    prometheus, debug, health_check, opamp) that the real test binary does not have."""
     return run(
         sys.executable, str(FAKE_OTELCOL) + ".py", "validate", *[f"--config={c}" for c in configs]
     )

@@ -1119,6 +1119,8 @@ export interface components {
             error_message?: string | null;
             /** Config Version */
             config_version?: number | null;
+            /** Config Hash */
+            config_hash?: string | null;
         };
         /** ConfigTemplateOut */
         ConfigTemplateOut: {

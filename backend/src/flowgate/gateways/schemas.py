@@ -88,6 +88,10 @@ class ConfigStatusReport(BaseModel):
     status: str = Field(pattern=r"^(applied|applying|failed)$")
     error_message: str | None = Field(default=None, max_length=4096)
     config_version: int | None = Field(default=None, ge=0)
+    #: The ``config_hash`` of the configuration this status is about, as
+    #: ``GET /api/v1/opamp/config/{instance_id}`` gave it. Versions are numbered per template,
+    #: so only the hash says which configuration it is; with it, the version is not used.
+    config_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class HeartbeatRequest(RequestBody):

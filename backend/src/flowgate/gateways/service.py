@@ -91,18 +91,22 @@ async def write_transition(presence: Presence) -> None:
 def _report_rollout(
     reports: RolloutReports, ident: GatewayIdentity, body: HeartbeatRequest
 ) -> None:
-    """What the gateway says it runs moves its rollout: ``config_status`` when it sends one,
-    else a ``config_version`` means that version is applied."""
+    """What the gateway says it runs moves its rollout: ``config_status`` when it sends one
+    (naming the configuration by its ``config_hash``, else by its version number), else a
+    ``config_version`` means that version is applied. A version number alone is ambiguous
+    (each template counts from 1), which is why gateway/heartbeat.sh sends the hash."""
     if body.config_status is not None:
-        version = body.config_status.config_version
+        status = body.config_status
+        version = status.config_version
         if version is None:
             version = body.config_version
         reports.record(
             Report(
                 ident.gateway_id,
-                TargetState(body.config_status.status),
-                version=version,
-                error_message=body.config_status.error_message,
+                TargetState(status.status),
+                config_hash=status.config_hash,
+                version=None if status.config_hash is not None else version,
+                error_message=status.error_message,
             )
         )
     elif body.config_version is not None:

@@ -121,6 +121,7 @@ def _config_status(gateway: Gateway) -> ConfigStatusOut | None:
             status=reported.get("status", "unset"),
             error_message=reported.get("error_message"),
             config_version=reported.get("config_version"),
+            config_hash=reported.get("config_hash"),
         )
     return None
 
