@@ -83,4 +83,5 @@ def render(registry: CollectorRegistry) -> bytes:
 def build_registry(runtime: Runtime) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(RuntimeCollector(runtime))
+    registry.register(runtime.alerts.collector())
     return registry

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flowgate.alerts.runner import Alerting
 from flowgate.configs.reports import RolloutReports
 from flowgate.core.db import Database
 from flowgate.core.events import (
@@ -51,18 +52,21 @@ class Runtime:
     reports: RolloutReports
     rollouts: RolloutDriver
     events: EventHub
+    alerts: Alerting
 
     async def start(self) -> None:
         await self.bus.start()
         self.presence.start()
         self.reports.start()
         self.rollouts.start()
+        self.alerts.start()
         await self.agents.start()
         self.events.close_on_exit_signals()
 
     async def stop(self) -> None:
         await self.events.stop()
         await self.agents.stop()
+        await self.alerts.stop()
         await self.rollouts.stop()
         await self.reports.stop()
         await self.presence.stop()
@@ -79,6 +83,7 @@ class Runtime:
         state.summary_cache = self.summaries
         state.reports = self.reports
         state.events = self.events
+        state.alerts = self.alerts
         state.runtime = self
 
 
@@ -140,4 +145,5 @@ def build_runtime(settings: Settings) -> Runtime:
         reports=reports,
         rollouts=rollouts,
         events=events,
+        alerts=Alerting(unit_of_work, settings),
     )

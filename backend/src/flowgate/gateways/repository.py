@@ -10,18 +10,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
     Select,
     Table,
+    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
     inspect,
+    or_,
     select,
     tuple_,
     update,
@@ -362,3 +364,66 @@ async def status_rows(session: AsyncSession, gateway_ids: Sequence[uuid.UUID]) -
         )
         found += [StatusRow(*row) for row in result.all()]
     return found
+
+
+# -- alerting --------------------------------------------------------------------------------
+# What flowgate.alerts.evaluator reads (one query per rule), through the health rule above.
+
+
+@dataclass(frozen=True)
+class AlertGatewayRow:
+    gateway_id: uuid.UUID
+    name: str
+    labels: dict[str, str]
+    health: str
+    last_seen: datetime | None
+
+
+async def alert_gateways(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    selector: Selector | None,
+    rule: HealthRule,
+    for_seconds: float,
+    limit: int,
+) -> tuple[int, int, list[AlertGatewayRow]]:
+    """For an alert rule over the gateways ``selector`` matches: (how many match, how many of
+    them are unhealthy or offline now, up to ``limit`` of those that have been so for at least
+    ``for_seconds``).
+
+    Unhealthy for ``for_seconds`` = unhealthy under the health rule evaluated ``for_seconds``
+    ago (last seen more than warning threshold + ``for_seconds`` ago; never seen: registered at
+    least ``for_seconds`` ago); offline for ``for_seconds`` = offline now and not heard from
+    (or registered) within ``for_seconds``."""
+    since = rule.now - timedelta(seconds=for_seconds)
+    then = HealthRule(since, rule.healthy_seconds, rule.warning_seconds)
+    contact = func.coalesce(Gateway.last_seen, Gateway.created_at)
+    bad_now = or_(rule.condition(UNHEALTHY), rule.condition(OFFLINE))
+    bad_long = or_(
+        and_(then.condition(UNHEALTHY), Gateway.created_at <= since),
+        and_(rule.condition(OFFLINE), contact <= since),
+    )
+    scope = [Gateway.org_id == org_id]
+    if selector is not None and not selector.empty:
+        scope.append(selector.to_sql(Gateway.id, org_id))
+    total, bad = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(case((bad_now, 1), else_=0)), 0)).where(
+                *scope
+            )
+        )
+    ).one()
+    if limit <= 0:
+        return int(total), int(bad), []
+    offline = case((rule.condition(OFFLINE), OFFLINE), else_=UNHEALTHY)
+    rows = await session.execute(
+        select(Gateway.id, Gateway.name, Gateway.labels, offline, Gateway.last_seen)
+        .where(*scope, bad_long)
+        .order_by(Gateway.name, Gateway.id)
+        .limit(limit)
+    )
+    found = [
+        AlertGatewayRow(gid, name, dict(labels or {}), str(health), seen)
+        for gid, name, labels, health, seen in rows.all()
+    ]
+    return int(total), int(bad), found
