@@ -91,7 +91,7 @@ async def find(
     found: dict[str, Finding] = {}
     if rule.kind == RuleKind.gateway_unhealthy:
         minutes = float(params.get("for_minutes", 5))
-        _, _, rows = await repository.alert_gateways(
+        rows = await repository.alert_unhealthy_gateways(
             session, rule.org_id, selector, health, minutes * 60, MAX_SUBJECTS
         )
         for row in rows:
@@ -108,9 +108,7 @@ async def find(
         return found, len(rows) >= MAX_SUBJECTS
     if rule.kind == RuleKind.fleet_unhealthy_percent:
         percent = float(params["percent"])
-        total, bad, _ = await repository.alert_gateways(
-            session, rule.org_id, selector, health, 0, 0
-        )
+        total, bad = await repository.alert_unhealthy_share(session, rule.org_id, selector, health)
         if total and bad * 100 > percent * total:
             share = bad * 100 / total
             found["fleet"] = Finding(
@@ -252,6 +250,7 @@ async def evaluate(session: AsyncSession, settings: Settings, now: datetime) -> 
         org_channels = channels.get(rule.org_id, set())
         open_alerts = firing.get(rule.id, {})
         found, truncated = await find(session, rule, settings, now) if rule.enabled else ({}, False)
+        notify: list[Alert] = []
         for subject, finding in found.items():
             alert = open_alerts.pop(subject, None)
             silenced = _silenced(rule, finding.labels, org_silences)
@@ -272,12 +271,15 @@ async def evaluate(session: AsyncSession, settings: Settings, now: datetime) -> 
                     started_at=now,
                 )
                 session.add(alert)
-                await session.flush()  # the alert row before its notifications
                 result.fired += 1
             if alert.silenced != silenced:
                 alert.silenced = silenced
             if not alert.notified and not silenced:
                 alert.notified = True
+                notify.append(alert)
+        if notify:
+            await session.flush()  # the alert rows before their notifications
+            for alert in notify:
                 result.queued += _queue(session, rule, alert, "firing", org_channels, now)
         if truncated:
             continue  # unseen subjects may be beyond the cut: resolve nothing this time

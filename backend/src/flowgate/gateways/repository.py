@@ -379,17 +379,23 @@ class AlertGatewayRow:
     last_seen: datetime | None
 
 
-async def alert_gateways(
+def _alert_scope(org_id: uuid.UUID, selector: Selector | None) -> list[Any]:
+    scope: list[Any] = [Gateway.org_id == org_id]
+    if selector is not None and not selector.empty:
+        scope.append(selector.to_sql(Gateway.id, org_id))
+    return scope
+
+
+async def alert_unhealthy_gateways(
     session: AsyncSession,
     org_id: uuid.UUID,
     selector: Selector | None,
     rule: HealthRule,
     for_seconds: float,
     limit: int,
-) -> tuple[int, int, list[AlertGatewayRow]]:
-    """For an alert rule over the gateways ``selector`` matches: (how many match, how many of
-    them are unhealthy or offline now, up to ``limit`` of those that have been so for at least
-    ``for_seconds``).
+) -> list[AlertGatewayRow]:
+    """Up to ``limit`` of the gateways ``selector`` matches (by name) that have been unhealthy
+    or offline for at least ``for_seconds``.
 
     Unhealthy for ``for_seconds`` = unhealthy under the health rule evaluated ``for_seconds``
     ago (last seen more than warning threshold + ``for_seconds`` ago; never seen: registered at
@@ -398,32 +404,33 @@ async def alert_gateways(
     since = rule.now - timedelta(seconds=for_seconds)
     then = HealthRule(since, rule.healthy_seconds, rule.warning_seconds)
     contact = func.coalesce(Gateway.last_seen, Gateway.created_at)
-    bad_now = or_(rule.condition(UNHEALTHY), rule.condition(OFFLINE))
     bad_long = or_(
         and_(then.condition(UNHEALTHY), Gateway.created_at <= since),
         and_(rule.condition(OFFLINE), contact <= since),
     )
-    scope = [Gateway.org_id == org_id]
-    if selector is not None and not selector.empty:
-        scope.append(selector.to_sql(Gateway.id, org_id))
-    total, bad = (
-        await session.execute(
-            select(func.count(), func.coalesce(func.sum(case((bad_now, 1), else_=0)), 0)).where(
-                *scope
-            )
-        )
-    ).one()
-    if limit <= 0:
-        return int(total), int(bad), []
-    offline = case((rule.condition(OFFLINE), OFFLINE), else_=UNHEALTHY)
+    health = case((rule.condition(OFFLINE), OFFLINE), else_=UNHEALTHY)
     rows = await session.execute(
-        select(Gateway.id, Gateway.name, Gateway.labels, offline, Gateway.last_seen)
-        .where(*scope, bad_long)
+        select(Gateway.id, Gateway.name, Gateway.labels, health, Gateway.last_seen)
+        .where(*_alert_scope(org_id, selector), bad_long)
         .order_by(Gateway.name, Gateway.id)
         .limit(limit)
     )
-    found = [
-        AlertGatewayRow(gid, name, dict(labels or {}), str(health), seen)
-        for gid, name, labels, health, seen in rows.all()
+    return [
+        AlertGatewayRow(gid, name, dict(labels or {}), str(state), seen)
+        for gid, name, labels, state, seen in rows.all()
     ]
-    return int(total), int(bad), found
+
+
+async def alert_unhealthy_share(
+    session: AsyncSession, org_id: uuid.UUID, selector: Selector | None, rule: HealthRule
+) -> tuple[int, int]:
+    """(how many gateways ``selector`` matches, how many of them are unhealthy or offline)."""
+    bad = or_(rule.condition(UNHEALTHY), rule.condition(OFFLINE))
+    total, unhealthy = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(case((bad, 1), else_=0)), 0)).where(
+                *_alert_scope(org_id, selector)
+            )
+        )
+    ).one()
+    return int(total), int(unhealthy)
