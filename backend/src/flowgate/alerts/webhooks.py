@@ -18,9 +18,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from sqlalchemy import or_, select, update
 
@@ -37,6 +36,9 @@ from flowgate.core import outage
 from flowgate.core.db import utcnow
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ class Sender:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None or self._client.is_closed:
+            import httpx  # here, not at import: every process (workers, the CLI) imports this
+
             self._client = httpx.AsyncClient(
                 timeout=self._settings.alert_webhook_timeout_seconds,
                 follow_redirects=False,
@@ -137,6 +141,8 @@ class Sender:
             signing.EVENT_HEADER: str(payload.get("event")),
             signing.DELIVERY_HEADER: str(delivery_id),
         }
+        import httpx
+
         try:
             response = await self.client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
