@@ -286,6 +286,9 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
         "delete_notification_channel": lambda: Call(
             "operator", "DELETE", f"/api/v1/notification-channels/{channel_id()}", 204
         ),
+        "list_channel_deliveries": lambda: Call(
+            "viewer", "GET", f"/api/v1/notification-channels/{channel_id()}/deliveries", 200
+        ),
         # Port 9 refuses the connection: answered 200 {"delivered": false, ...}.
         "test_notification_channel": lambda: Call(
             "operator", "POST", f"/api/v1/notification-channels/{channel_id()}/test", 200

@@ -314,6 +314,15 @@ def test_a_failing_receiver_is_retried_with_backoff(alert_server: LiveServer, ao
         assert delivered_at - second >= 0.5
         after = metric(alert_server, "flowgate_alert_notifications_total", result="failed")
         assert after - before >= 2
+        (delivery,) = wait_for(
+            lambda: [
+                d
+                for d in aorg.get(f"/api/v1/notification-channels/{ch}/deliveries").json()
+                if d["state"] == "sent"
+            ]
+        )
+        assert delivery["attempts"] == 3 and delivery["last_status"] == 200
+        assert delivery["event"] == "firing" and delivery["last_error"] is None
     finally:
         receiver.stop()
 
@@ -327,6 +336,9 @@ def test_a_receiver_that_keeps_failing_is_given_up_on(alert_server: LiveServer, 
         wait_for(lambda: receiver.requests >= 4, timeout=20)
         time.sleep(3.0)  # a fifth attempt would be due 2.4 s after the fourth
         assert receiver.requests == 4  # FLOWGATE_ALERT_WEBHOOK_MAX_ATTEMPTS
+        (delivery,) = aorg.get(f"/api/v1/notification-channels/{ch}/deliveries").json()
+        assert delivery["state"] == "failed" and delivery["attempts"] == 4
+        assert (delivery["last_status"], delivery["last_error"]) == (500, "HTTP 500")
     finally:
         receiver.stop()
 
@@ -403,6 +415,7 @@ def test_another_organisations_objects_are_not_found(
                 f"/api/v1/alert-rules/{r['id']}",
                 f"/api/v1/notification-channels/{ch}",
             ]
+            assert stranger.get(f"{paths[1]}/deliveries", params=q).status_code == 404
             for path in paths:
                 assert stranger.get(path, params=q).status_code == 404
                 assert stranger.delete(path, params=q).status_code == 404

@@ -20,6 +20,7 @@ from flowgate.alerts.models import (
     Alert,
     AlertRule,
     AlertState,
+    Notification,
     NotificationChannel,
     Silence,
 )
@@ -35,6 +36,7 @@ from flowgate.alerts.schemas import (
     ChannelOut,
     ChannelPatch,
     ChannelTestResult,
+    DeliveryOut,
     SilenceIn,
     SilenceOut,
 )
@@ -227,6 +229,40 @@ async def delete_notification_channel(
     await session.delete(channel)
     await session.flush()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@channels_router.get("/{channel_id}/deliveries", operation_id="list_channel_deliveries")
+async def list_channel_deliveries(
+    channel_id: uuid.UUID,
+    access: ViewerAccess,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DeliveryOut]:
+    """The channel's newest queued, sent and failed notifications, with their last attempt's
+    outcome (test deliveries are not queued, so not listed)."""
+    channel = await service.channel(session, access.org_id, channel_id)
+    rows = await session.scalars(
+        select(Notification)
+        .where(Notification.channel_id == channel.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+        .limit(limit)
+    )
+    return [
+        DeliveryOut(
+            id=n.id,
+            channel_id=n.channel_id,
+            alert_id=n.alert_id,
+            event=n.event,
+            state=n.state,
+            attempts=n.attempts,
+            next_attempt_at=n.next_attempt_at,
+            last_status=n.last_status,
+            last_error=n.last_error,
+            created_at=n.created_at,
+            sent_at=n.sent_at,
+        )
+        for n in rows
+    ]
 
 
 @channels_router.post("/{channel_id}/test", operation_id="test_notification_channel")

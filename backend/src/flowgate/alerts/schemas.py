@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from flowgate.alerts.models import AlertState, RuleKind
+from flowgate.alerts.models import AlertState, DeliveryState, RuleKind
 from flowgate.core.schemas import RequestBody
 from flowgate.gateways.selectors import MAX_LENGTH, SelectorError, parse
 
@@ -155,6 +155,20 @@ class ChannelCreated(ChannelOut):
     secret: str = Field(
         description="Signs every delivery (X-FlowGate-Signature). Shown once, never again."
     )
+
+
+class DeliveryOut(BaseModel):
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    alert_id: uuid.UUID | None
+    event: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
 
 
 class ChannelTestResult(BaseModel):
