@@ -39,6 +39,7 @@ from flowgate.alerts.webhooks import alert_payload
 from flowgate.configs.models import ConfigTemplate, Deployment, DeploymentState
 from flowgate.core import outage
 from flowgate.core.db import utcnow
+from flowgate.core.errors import DomainError
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import repository
@@ -191,8 +192,12 @@ def _silenced(rule: AlertRule, labels: dict[str, Any], silences: list[Silence]) 
     for silence in silences:
         if silence.rule_id is not None and silence.rule_id != rule.id:
             continue
-        if silence.selector is not None and not parse(silence.selector).matches(labels):
-            continue
+        if silence.selector is not None:
+            try:
+                if not parse(silence.selector).matches(labels):
+                    continue
+            except DomainError:
+                continue  # a selector that no longer parses matches nothing
         return True
     return False
 
@@ -249,7 +254,15 @@ async def evaluate(session: AsyncSession, settings: Settings, now: datetime) -> 
         org_silences = silences.get(rule.org_id, [])
         org_channels = channels.get(rule.org_id, set())
         open_alerts = firing.get(rule.id, {})
-        found, truncated = await find(session, rule, settings, now) if rule.enabled else ({}, False)
+        try:
+            found, truncated = (
+                await find(session, rule, settings, now) if rule.enabled else ({}, False)
+            )
+        except (DomainError, ValueError):
+            # A rule stored before a rule of the language changed (say, its selector): skip
+            # it, leaving its alerts as they are, rather than stop every other rule.
+            log.exception("alert rule cannot be evaluated", extra={"rule_id": str(rule.id)})
+            continue
         notify: list[Alert] = []
         for subject, finding in found.items():
             alert = open_alerts.pop(subject, None)

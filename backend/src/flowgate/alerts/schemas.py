@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowgate.alerts.models import AlertState, DeliveryState, RuleKind
 from flowgate.core.schemas import RequestBody
@@ -41,6 +41,8 @@ class AlertRuleIn(RequestBody):
     ``percent`` (required; fires when more than this share is unhealthy or offline),
     ``deployment_failed``: ``within_minutes`` (default 60; how long the alert fires after the
     failure), ``token_expiring``: ``hours`` (default 24)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     kind: RuleKind
@@ -84,6 +86,8 @@ class AlertRuleIn(RequestBody):
 class AlertRulePatch(RequestBody):
     """Fields to change (the kind cannot change); the result is checked like a new rule."""
 
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     selector: str | None = Field(default=None, max_length=MAX_LENGTH)
     for_minutes: float | None = None
@@ -121,6 +125,8 @@ def _check_url(value: str) -> str:
 
 
 class ChannelIn(RequestBody):
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=200)
     url: str = Field(min_length=1, max_length=2048, description="receives the webhook POSTs")
 
@@ -131,6 +137,8 @@ class ChannelIn(RequestBody):
 
 
 class ChannelPatch(RequestBody):
+    model_config = ConfigDict(extra="forbid")
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     url: str | None = Field(default=None, min_length=1, max_length=2048)
 
@@ -204,6 +212,8 @@ class SilenceIn(RequestBody):
     """Suppresses notifications of matching alerts from ``starts_at`` (default: now) until
     ``ends_at``. Matchers: ``rule_id`` and/or ``selector`` (over the alert's subject labels; an
     empty selector matches every alert); at least one is required."""
+
+    model_config = ConfigDict(extra="forbid")
 
     rule_id: uuid.UUID | None = None
     selector: str | None = Field(default=None, max_length=MAX_LENGTH)
