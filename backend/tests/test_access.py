@@ -139,6 +139,29 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
             org.admin.post(f"/api/v1/deployments/{did}/pause", params={"org_id": org.id})
         return did
 
+    def alert_rule() -> str:
+        resp = org.admin.post(
+            "/api/v1/alert-rules",
+            params={"org_id": org.id},
+            json={"name": "r", "kind": "token_expiring"},
+        )
+        rid: str = resp.json()["id"]
+        return rid
+
+    hook = {"name": "c", "url": "http://127.0.0.1:9/hook"}
+
+    def channel_id() -> str:
+        resp = org.admin.post("/api/v1/notification-channels", params={"org_id": org.id}, json=hook)
+        chid: str = resp.json()["id"]
+        return chid
+
+    silence = {"selector": "a=b", "ends_at": "2100-01-01T00:00:00Z"}
+
+    def silence_id() -> str:
+        resp = org.admin.post("/api/v1/silences", params={"org_id": org.id}, json=silence)
+        sid: str = resp.json()["id"]
+        return sid
+
     def create_user() -> Call:
         body = {**new_user, "email": f"n-{uuid.uuid4().hex[:8]}@example.com"}
         return Call("admin", "POST", "/api/v1/users", 201, body)
@@ -241,6 +264,47 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
         "rollback_deployment": lambda: Call(
             "operator", "POST", f"/api/v1/deployments/{deployment()}/rollback", 201
         ),
+        "create_alert_rule": lambda: Call(
+            "operator", "POST", "/api/v1/alert-rules", 201, {"name": "r", "kind": "token_expiring"}
+        ),
+        "list_alert_rules": lambda: Call("viewer", "GET", "/api/v1/alert-rules", 200),
+        "get_alert_rule": lambda: Call("viewer", "GET", f"/api/v1/alert-rules/{alert_rule()}", 200),
+        "update_alert_rule": lambda: Call(
+            "operator", "PATCH", f"/api/v1/alert-rules/{alert_rule()}", 200, {"enabled": False}
+        ),
+        "delete_alert_rule": lambda: Call(
+            "operator", "DELETE", f"/api/v1/alert-rules/{alert_rule()}", 204
+        ),
+        "create_notification_channel": lambda: Call(
+            "operator", "POST", "/api/v1/notification-channels", 201, hook
+        ),
+        "list_notification_channels": lambda: Call(
+            "viewer", "GET", "/api/v1/notification-channels", 200
+        ),
+        "get_notification_channel": lambda: Call(
+            "viewer", "GET", f"/api/v1/notification-channels/{channel_id()}", 200
+        ),
+        "update_notification_channel": lambda: Call(
+            "operator", "PATCH", f"/api/v1/notification-channels/{channel_id()}", 200, {"name": "x"}
+        ),
+        "delete_notification_channel": lambda: Call(
+            "operator", "DELETE", f"/api/v1/notification-channels/{channel_id()}", 204
+        ),
+        "list_channel_deliveries": lambda: Call(
+            "viewer", "GET", f"/api/v1/notification-channels/{channel_id()}/deliveries", 200
+        ),
+        # Port 9 refuses the connection: answered 200 {"delivered": false, ...}.
+        "test_notification_channel": lambda: Call(
+            "operator", "POST", f"/api/v1/notification-channels/{channel_id()}/test", 200
+        ),
+        "create_silence": lambda: Call("operator", "POST", "/api/v1/silences", 201, silence),
+        "list_silences": lambda: Call("viewer", "GET", "/api/v1/silences", 200),
+        "delete_silence": lambda: Call(
+            "operator", "DELETE", f"/api/v1/silences/{silence_id()}", 204
+        ),
+        "list_alerts": lambda: Call("viewer", "GET", "/api/v1/alerts", 200),
+        # No alert exists yet: a viewer gets past the role check to the 404.
+        "get_alert": lambda: Call("viewer", "GET", f"/api/v1/alerts/{uuid.uuid4()}", 404),
     }
 
 

@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.expose(app.state)
     install_error_handlers(app)
 
+    from flowgate.alerts.router import routers as alerting_routers
     from flowgate.audit.router import router as audit_router
     from flowgate.auth.router import router as people_router
     from flowgate.configs.router import router as configs_router
@@ -101,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(push_router)
     app.include_router(events_router)
     app.include_router(audit_router)
+    for alerting_router in alerting_routers:
+        app.include_router(alerting_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)
 
     @app.get("/healthz", tags=["ops"], operation_id="healthz")

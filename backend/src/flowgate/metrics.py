@@ -116,4 +116,5 @@ def build_registry(runtime: Runtime) -> CollectorRegistry:
     registry.register(RuntimeCollector(runtime))
     registry.register(TelemetryCollector())
     registry.register(runtime.fleet_gauges)
+    registry.register(runtime.alerts.collector())
     return registry

@@ -1,5 +1,13 @@
 """Every mapped table, imported in one place for Alembic and the CLI."""
 
+from flowgate.alerts.models import (
+    Alert,
+    AlertLease,
+    AlertRule,
+    Notification,
+    NotificationChannel,
+    Silence,
+)
 from flowgate.audit.models import AuditEntry, AuditLease
 from flowgate.configs.models import (
     Assignment,
@@ -15,6 +23,9 @@ from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
 from flowgate.tokens.models import RegistrationToken
 
 __all__ = [
+    "Alert",
+    "AlertLease",
+    "AlertRule",
     "ApiKey",
     "Assignment",
     "AuditEntry",
@@ -27,9 +38,12 @@ __all__ = [
     "Gateway",
     "GatewayStatus",
     "Membership",
+    "Notification",
+    "NotificationChannel",
     "Organization",
     "QuarantinedValue",
     "RegistrationToken",
     "Role",
+    "Silence",
     "User",
 ]

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flowgate.alerts.runner import Alerting
 from flowgate.audit.log import Sink
 from flowgate.audit.retention import AuditPruner
 from flowgate.configs.reports import RolloutReports
@@ -58,12 +59,14 @@ class Runtime:
     audit: Sink
     audit_pruner: AuditPruner
     fleet_gauges: FleetGauges
+    alerts: Alerting
 
     async def start(self) -> None:
         await self.bus.start()
         self.presence.start()
         self.reports.start()
         self.rollouts.start()
+        self.alerts.start()
         await self.agents.start()
         self.events.close_on_exit_signals()
         self.audit_pruner.start()
@@ -74,6 +77,7 @@ class Runtime:
         await self.audit_pruner.stop()
         await self.events.stop()
         await self.agents.stop()
+        await self.alerts.stop()
         await self.rollouts.stop()
         await self.reports.stop()
         await self.presence.stop()
@@ -91,6 +95,7 @@ class Runtime:
         state.reports = self.reports
         state.events = self.events
         state.audit = self.audit
+        state.alerts = self.alerts
         state.runtime = self
 
 
@@ -162,4 +167,5 @@ def build_runtime(settings: Settings) -> Runtime:
         audit=audit,
         audit_pruner=pruner,
         fleet_gauges=fleet_gauges,
+        alerts=Alerting(unit_of_work, settings),
     )

@@ -73,7 +73,8 @@ ROLLOUT_TARGETS = Counter(
 )
 ALERT_NOTIFICATIONS = Counter(
     "flowgate_alert_notifications",
-    "Alert notifications delivered to a channel, by result (sent, failed)",
+    "Webhook delivery attempts, by result (sent; failed: an attempt that failed; abandoned: a "
+    "notification given up after its last attempt)",
     ("result",),
 )
 AUTH_FAILURES = Counter(

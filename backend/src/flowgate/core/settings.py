@@ -84,6 +84,13 @@ class Settings(BaseSettings):
 
     #: How often each replica checks the rollouts it drives (batches, timeouts, failures).
     rollout_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: Alerting (flowgate.alerts): rules are evaluated this often, by one replica at a time.
+    alert_interval_seconds: float = Field(default=30, gt=0, le=3600)
+    #: Webhook deliveries: timeout of one attempt, attempts before giving up, and the delay
+    #: before the first retry (doubling with each attempt, at most 10 minutes).
+    alert_webhook_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    alert_webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    alert_webhook_backoff_seconds: float = Field(default=5, gt=0, le=3600)
     #: Browser sessions (flowgate.auth.sessions): lifetime of the session cookie, and whether
     #: ``X-Forwarded-Proto`` from a proxy decides that the cookies are marked ``Secure``.
     session_ttl_minutes: float = Field(default=12 * 60, gt=0)

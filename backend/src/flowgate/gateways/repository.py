@@ -10,18 +10,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
     Select,
     Table,
+    and_,
     bindparam,
     case,
     delete,
     func,
     insert,
     inspect,
+    or_,
     select,
     tuple_,
     update,
@@ -378,3 +380,73 @@ async def status_rows(session: AsyncSession, gateway_ids: Sequence[uuid.UUID]) -
         )
         found += [StatusRow(*row) for row in result.all()]
     return found
+
+
+# -- alerting --------------------------------------------------------------------------------
+# What flowgate.alerts.evaluator reads (one query per rule), through the health rule above.
+
+
+@dataclass(frozen=True)
+class AlertGatewayRow:
+    gateway_id: uuid.UUID
+    name: str
+    labels: dict[str, str]
+    health: str
+    last_seen: datetime | None
+
+
+def _alert_scope(org_id: uuid.UUID, selector: Selector | None) -> list[Any]:
+    scope: list[Any] = [Gateway.org_id == org_id]
+    if selector is not None and not selector.empty:
+        scope.append(selector.to_sql(Gateway.id, org_id))
+    return scope
+
+
+async def alert_unhealthy_gateways(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    selector: Selector | None,
+    rule: HealthRule,
+    for_seconds: float,
+    limit: int,
+) -> list[AlertGatewayRow]:
+    """Up to ``limit`` of the gateways ``selector`` matches (by name) that have been unhealthy
+    or offline for at least ``for_seconds``.
+
+    Unhealthy for ``for_seconds`` = unhealthy under the health rule evaluated ``for_seconds``
+    ago (last seen more than warning threshold + ``for_seconds`` ago; never seen: registered at
+    least ``for_seconds`` ago); offline for ``for_seconds`` = offline now and not heard from
+    (or registered) within ``for_seconds``."""
+    since = rule.now - timedelta(seconds=for_seconds)
+    then = HealthRule(since, rule.healthy_seconds, rule.warning_seconds)
+    contact = func.coalesce(Gateway.last_seen, Gateway.created_at)
+    bad_long = or_(
+        and_(then.condition(UNHEALTHY), Gateway.created_at <= since),
+        and_(rule.condition(OFFLINE), contact <= since),
+    )
+    health = case((rule.condition(OFFLINE), OFFLINE), else_=UNHEALTHY)
+    rows = await session.execute(
+        select(Gateway.id, Gateway.name, Gateway.labels, health, Gateway.last_seen)
+        .where(*_alert_scope(org_id, selector), bad_long)
+        .order_by(Gateway.name, Gateway.id)
+        .limit(limit)
+    )
+    return [
+        AlertGatewayRow(gid, name, dict(labels or {}), str(state), seen)
+        for gid, name, labels, state, seen in rows.all()
+    ]
+
+
+async def alert_unhealthy_share(
+    session: AsyncSession, org_id: uuid.UUID, selector: Selector | None, rule: HealthRule
+) -> tuple[int, int]:
+    """(how many gateways ``selector`` matches, how many of them are unhealthy or offline)."""
+    bad = or_(rule.condition(UNHEALTHY), rule.condition(OFFLINE))
+    total, unhealthy = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(case((bad, 1), else_=0)), 0)).where(
+                *_alert_scope(org_id, selector)
+            )
+        )
+    ).one()
+    return int(total), int(unhealthy)
