@@ -370,6 +370,100 @@ async def test_every_mutating_route_writes_exactly_one_entry(api: Api) -> None:
             by_admin,
         ),
         Call(
+            "create_notification_channel",
+            "notification_channel.create",
+            "notification_channel",
+            # Nothing listens there: the test delivery below fails fast, as a result.
+            lambda st: post(
+                "/api/v1/notification-channels",
+                {"name": "hook", "url": "http://127.0.0.1:9/hook"},
+                "channel",
+            ),
+            made,
+            by_admin,
+        ),
+        Call(
+            "update_notification_channel",
+            "notification_channel.update",
+            "notification_channel",
+            lambda st: api.call(
+                "PATCH", f"/api/v1/notification-channels/{st['channel']}", json={"name": "h2"}
+            ),
+            key("channel"),
+            by_admin,
+        ),
+        Call(
+            "test_notification_channel",
+            "notification_channel.test",
+            "notification_channel",
+            lambda st: post(f"/api/v1/notification-channels/{st['channel']}/test", {}),
+            key("channel"),
+            by_admin,
+        ),
+        Call(
+            "create_alert_rule",
+            "alert_rule.create",
+            "alert_rule",
+            lambda st: post(
+                "/api/v1/alert-rules",
+                {
+                    "name": "expiring",
+                    "kind": "token_expiring",
+                    "hours": 24,
+                    "channel_ids": [st["channel"]],
+                },
+                "rule",
+            ),
+            made,
+            by_admin,
+        ),
+        Call(
+            "update_alert_rule",
+            "alert_rule.update",
+            "alert_rule",
+            lambda st: api.call(
+                "PATCH", f"/api/v1/alert-rules/{st['rule']}", json={"enabled": False}
+            ),
+            key("rule"),
+            by_admin,
+        ),
+        Call(
+            "create_silence",
+            "silence.create",
+            "silence",
+            lambda st: post(
+                "/api/v1/silences",
+                {"rule_id": st["rule"], "ends_at": "2100-01-01T00:00:00Z"},
+                "silence",
+            ),
+            made,
+            by_admin,
+        ),
+        Call(
+            "delete_silence",
+            "silence.delete",
+            "silence",
+            lambda st: api.call("DELETE", f"/api/v1/silences/{st['silence']}"),
+            key("silence"),
+            by_admin,
+        ),
+        Call(
+            "delete_alert_rule",
+            "alert_rule.delete",
+            "alert_rule",
+            lambda st: api.call("DELETE", f"/api/v1/alert-rules/{st['rule']}"),
+            key("rule"),
+            by_admin,
+        ),
+        Call(
+            "delete_notification_channel",
+            "notification_channel.delete",
+            "notification_channel",
+            lambda st: api.call("DELETE", f"/api/v1/notification-channels/{st['channel']}"),
+            key("channel"),
+            by_admin,
+        ),
+        Call(
             "create_org",
             "org.create",
             "org",
