@@ -53,7 +53,7 @@ from flowgate.core.errors import DomainError
 from flowgate.core.uow import UnitOfWork
 
 #: Multi-word nouns kept whole in action names (``api_key.create``, not ``api.key.create``).
-COMPOUND_NOUNS = ("api_key", "registration_token")
+COMPOUND_NOUNS = ("alert_rule", "api_key", "notification_channel", "registration_token")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _REQUEST = "flowgate_audit_request"
 _RESPONSE = "flowgate_audit_response"
