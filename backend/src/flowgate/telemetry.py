@@ -16,11 +16,19 @@ from prometheus_client.core import CounterMetricFamily
 class Counter:
     """A counter family with fixed label names; ``inc("a", "b")`` bumps one labelled series."""
 
-    def __init__(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: tuple[str, ...] = (),
+        known: tuple[tuple[str, ...], ...] = (),
+    ) -> None:
+        """``known``: label values exported from the start at 0, so a replica that has not
+        seen one yet still has the series (``rate()`` and sums over replicas need it)."""
         self.name = name
         self.documentation = documentation
         self.labels = labels
-        self.values: dict[tuple[str, ...], float] = {}
+        self.values: dict[tuple[str, ...], float] = dict.fromkeys(known, 0)
         ALL.append(self)
 
     def inc(self, *labels: str, amount: float = 1) -> None:
@@ -76,6 +84,7 @@ ALERT_NOTIFICATIONS = Counter(
     "Webhook delivery attempts, by result (sent; failed: an attempt that failed; abandoned: a "
     "notification given up after its last attempt)",
     ("result",),
+    known=(("sent",), ("failed",), ("abandoned",)),
 )
 AUTH_FAILURES = Counter(
     "flowgate_auth_failures",
