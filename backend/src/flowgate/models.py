@@ -9,7 +9,14 @@ from flowgate.configs.models import (
 )
 from flowgate.core.db import Base
 from flowgate.core.quarantine import QuarantinedValue
-from flowgate.gateways.models import Gateway, GatewayStatus
+from flowgate.gateways.models import (
+    Gateway,
+    GatewayCount,
+    GatewayCountDelta,
+    GatewayHealthTransition,
+    GatewayStatus,
+    ScheduledJob,
+)
 from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
 from flowgate.tokens.models import RegistrationToken
 
@@ -22,11 +29,15 @@ __all__ = [
     "Deployment",
     "DeploymentTarget",
     "Gateway",
+    "GatewayCount",
+    "GatewayCountDelta",
+    "GatewayHealthTransition",
     "GatewayStatus",
     "Membership",
     "Organization",
     "QuarantinedValue",
     "RegistrationToken",
     "Role",
+    "ScheduledJob",
     "User",
 ]

@@ -15,6 +15,7 @@ from flowgate.core.db import Database
 from flowgate.core.events import (
     ConfigChanged,
     GatewayChanged,
+    GatewayHealthChanged,
     GatewayRegistered,
     GatewayRevoked,
     GatewayStatusChanged,
@@ -29,6 +30,7 @@ from flowgate.fleet.bus import Bus
 from flowgate.gateways.identity import IdentityCache
 from flowgate.gateways.presence import Presence
 from flowgate.gateways.queries import SummaryCache
+from flowgate.gateways.sweep import HealthSweep
 from flowgate.opamp.agents import OpAMPAgents
 from flowgate.opamp.auth import Admission, Authenticator
 from flowgate.opamp.store import AgentStore
@@ -51,18 +53,21 @@ class Runtime:
     reports: RolloutReports
     rollouts: RolloutDriver
     events: EventHub
+    health_sweep: HealthSweep
 
     async def start(self) -> None:
         await self.bus.start()
         self.presence.start()
         self.reports.start()
         self.rollouts.start()
+        self.health_sweep.start()
         await self.agents.start()
         self.events.close_on_exit_signals()
 
     async def stop(self) -> None:
         await self.events.stop()
         await self.agents.stop()
+        await self.health_sweep.stop()
         await self.rollouts.stop()
         await self.reports.stop()
         await self.presence.stop()
@@ -93,7 +98,19 @@ def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings.resolved_database_url)
     bus = Bus(settings.redis_url)
     unit_of_work = unit_of_work_factory(db.sessionmaker, bus.publish)
-    presence = Presence(unit_of_work, settings.flush_interval_seconds)
+    presence = Presence(
+        unit_of_work,
+        settings.flush_interval_seconds,
+        settings.health_healthy_seconds,
+        settings.health_warning_seconds,
+    )
+    health_sweep = HealthSweep(
+        unit_of_work,
+        settings.health_sweep_seconds,
+        settings.health_healthy_seconds,
+        settings.health_warning_seconds,
+        settings.health_history_days,
+    )
     identities = IdentityCache(settings.signing_key)
     summaries = SummaryCache(settings.summary_cache_seconds)
     admission = Admission(settings.opamp_db_concurrency, settings.opamp_max_queued)
@@ -124,6 +141,7 @@ def build_runtime(settings: Settings) -> Runtime:
     # Live views last: whatever an event invalidates is dropped before a browser refetches it.
     bus.subscribe(GatewayRegistered, events.on_registered)
     bus.subscribe(GatewayStatusChanged, events.on_status_changed)
+    bus.subscribe(GatewayHealthChanged, events.on_health_changed)
     bus.subscribe(GatewayRevoked, events.on_revoked)
     bus.subscribe(GatewayChanged, events.on_changed)
     bus.subscribe(ConfigChanged, events.on_config_changed)
@@ -140,4 +158,5 @@ def build_runtime(settings: Settings) -> Runtime:
         reports=reports,
         rollouts=rollouts,
         events=events,
+        health_sweep=health_sweep,
     )

@@ -4,6 +4,12 @@ Age = now - last_seen. Precedence: status inactive or error -> offline (score 0)
 unhealthy (20); age <= healthy threshold and status active -> healthy (100); age <= warning
 threshold -> warning (50); else unhealthy (20). Boundaries are inclusive. Thresholds are the
 settings ``FLOWGATE_HEALTH_HEALTHY_SECONDS`` (60) and ``FLOWGATE_HEALTH_WARNING_SECONDS`` (300).
+
+The rule is also *stored* (``gateways.health``): every write that changes status or last_seen
+sets it with :func:`health_case` in the same UPDATE, and the health sweep
+(:mod:`flowgate.gateways.sweep`) rewrites every row :func:`out_of_step` finds, so the stored
+value is the rule as of the last sweep (at most ``FLOWGATE_HEALTH_SWEEP_SECONDS`` old). Each
+change of the stored value is recorded in ``gateway_health_history`` by a database trigger.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, case, literal, or_
 
 from flowgate.gateways.models import Gateway, GatewayStatus
 
@@ -68,3 +74,46 @@ def health_condition(
     if state == UNHEALTHY:
         return and_(~offline, or_(Gateway.last_seen.is_(None), Gateway.last_seen < warning_after))
     raise ValueError(f"unknown health state {state!r}")
+
+
+# -- the rule in SQL, over any status and last_seen expressions --------------------------------
+
+
+def health_case(
+    status: Any, last_seen: Any, now: datetime, healthy_seconds: float, warning_seconds: float
+) -> Any:
+    """SQL CASE giving the health of ``status`` and ``last_seen`` (columns, or bind parameters
+    carrying new values) at ``now``, exactly as :func:`compute_health` does."""
+    healthy_after = now - timedelta(seconds=healthy_seconds)
+    warning_after = now - timedelta(seconds=warning_seconds)
+    # Comparisons, not IN (...): an expanding IN cannot be part of an executemany.
+    offline = or_(*(status == s for s in sorted(OFFLINE_STATUSES)))
+    return case(
+        (offline, literal(OFFLINE)),
+        (last_seen.is_(None), literal(UNHEALTHY)),
+        (and_(status == GatewayStatus.active, last_seen >= healthy_after), literal(HEALTHY)),
+        (last_seen >= warning_after, literal(WARNING)),
+        else_=literal(UNHEALTHY),
+    )
+
+
+def out_of_step(now: datetime, healthy_seconds: float, warning_seconds: float) -> Any:
+    """SQL for "the stored ``health`` differs from the rule at ``now``", written as ranges of
+    the index on (health, status, last_seen) so the sweep never scans the table."""
+    healthy_after = now - timedelta(seconds=healthy_seconds)
+    warning_after = now - timedelta(seconds=warning_seconds)
+    offline = sorted(OFFLINE_STATUSES)
+    online = sorted(set(GatewayStatus) - OFFLINE_STATUSES)
+    not_active = sorted(set(GatewayStatus) - {GatewayStatus.active})
+    h, s, seen = Gateway.health, Gateway.status, Gateway.last_seen
+    return or_(
+        h.not_in(HEALTH_STATES),
+        and_(h == HEALTHY, s.in_(not_active)),
+        and_(h == HEALTHY, s == GatewayStatus.active, or_(seen.is_(None), seen < healthy_after)),
+        and_(h == WARNING, s.in_(offline)),
+        and_(h == WARNING, s.in_(online), or_(seen.is_(None), seen < warning_after)),
+        and_(h == WARNING, s == GatewayStatus.active, seen >= healthy_after),
+        and_(h == UNHEALTHY, s.in_(offline)),
+        and_(h == UNHEALTHY, s.in_(online), seen >= warning_after),
+        and_(h == OFFLINE, s.in_(online)),
+    )
