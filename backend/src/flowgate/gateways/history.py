@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -120,7 +121,7 @@ async def fleet_history(
     since = check_since(since or now - timedelta(hours=24), settings, now)
     step_seconds = parse_step(step) if step is not None else 3600
     span = (now - since).total_seconds()
-    buckets = max(1, -(-int(span) // step_seconds))
+    buckets = max(1, math.ceil(span / step_seconds))
     if buckets > MAX_POINTS:
         raise InvalidQuery(
             f"step: {step_seconds} s over {int(span)} s makes {buckets} buckets; at most "
@@ -159,6 +160,4 @@ async def fleet_history(
         for health, d in undo.get(k, {}).items():
             state[health] += d
     points.reverse()
-    return FleetHealthHistory(
-        org_id=org_id, since=since, step_seconds=step_seconds, points=points
-    )
+    return FleetHealthHistory(org_id=org_id, since=since, step_seconds=step_seconds, points=points)

@@ -55,9 +55,7 @@ class Gateway(Base):
     #: The stored health (flowgate.gateways.health): written with every change of status or
     #: last_seen, and aged by the health sweep; when it last changed and why (the reason the
     #: trigger copies into ``gateway_health_history``).
-    health: Mapped[str] = mapped_column(
-        String(16), default="unhealthy", server_default="unhealthy"
-    )
+    health: Mapped[str] = mapped_column(String(16), default="unhealthy", server_default="unhealthy")
     health_changed_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     health_reason: Mapped[str | None] = mapped_column(String(32), default="registered")
     #: Start of the current run of contact (uptime is measured from here).
@@ -133,7 +131,7 @@ class GatewayHealthTransition(Base):
     from_health: Mapped[str | None] = mapped_column(String(16))
     to_health: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32))
-    at: Mapped[datetime | None]
+    at: Mapped[datetime]
 
 
 class GatewayCount(Base):

@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from flowgate.core import jsonsafe
-from flowgate.core.errors import Conflict, UnstorableValue
 from flowgate.core.db import utcnow
+from flowgate.core.errors import Conflict, UnstorableValue
 from flowgate.core.events import GatewayHealthChanged, GatewayRegistered, GatewayTokenSuperseded
 from flowgate.core.security import digest, opamp_token
 from flowgate.core.settings import Settings

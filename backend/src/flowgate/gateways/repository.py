@@ -17,8 +17,8 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    and_,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -587,19 +587,14 @@ async def health_transition_buckets(
         # SQLite keeps datetimes as text; julianday() reads it (to ~50 microseconds).
         since_text = since.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
         seconds = (func.julianday(h.at) - func.julianday(since_text)) * 86400.0
-    bucket = func.floor(seconds / step_seconds) if _has_floor(session) else func.cast(
-        seconds / step_seconds, Integer
-    )
-    bucket = bucket.label("bucket")
+    # floor() on PostgreSQL; SQLite has it only when built with its math functions, so there
+    # the quotient (positive: at > since) is truncated with CAST, which is floor for it.
+    quotient = seconds / step_seconds
+    postgres = session.get_bind().dialect.name == "postgresql"
+    bucket = (func.floor(quotient) if postgres else sql_cast(quotient, Integer)).label("bucket")
     rows = await session.execute(
         select(bucket, h.from_health, h.to_health, func.count())
         .where(h.org_id == org_id, h.at > since)
         .group_by(bucket, h.from_health, h.to_health)
     )
     return [(int(b), f, str(t), int(n)) for b, f, t, n in rows.all()]
-
-
-def _has_floor(session: AsyncSession) -> bool:
-    # PostgreSQL has floor(); SQLite only when built with its math functions, so there the
-    # (positive) quotient is truncated with CAST, which is floor for values >= 0.
-    return session.get_bind().dialect.name == "postgresql"

@@ -261,6 +261,4 @@ async def get_fleet_health_history(
     """How many of the organisation's gateways were healthy, warning, unhealthy and offline
     at the end of each bucket from ``since`` to now (at most 1000 buckets), reconstructed
     from the health transitions."""
-    return await history.fleet_history(
-        session, settings, access.org_id, since=since, step=step
-    )
+    return await history.fleet_history(session, settings, access.org_id, since=since, step=step)

@@ -93,7 +93,6 @@ class HealthSweep:
         return SweepResult(now, changes, pruned)
 
     async def _claim(self, session: AsyncSession, now: datetime, force: bool) -> bool:
-        job = ScheduledJob.__table__
         stmt = (
             update(ScheduledJob)
             .where(ScheduledJob.name == JOB)
@@ -115,7 +114,7 @@ class HealthSweep:
         if exists is not None:
             return False
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(job).values(name=JOB).on_conflict_do_nothing())
+        await session.execute(insert(ScheduledJob).values(name=JOB).on_conflict_do_nothing())
         return (await session.execute(stmt)).first() is not None
 
     async def _run(self) -> None:

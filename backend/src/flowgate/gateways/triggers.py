@@ -25,6 +25,10 @@ NAMES = (
     "trg_gateways_health_history",
 )
 
+#: When a row carries no ``health_changed_at`` (written around the writers): the database's now.
+_SQLITE_AT = "COALESCE(NEW.health_changed_at, strftime('%Y-%m-%d %H:%M:%f', 'now'))"
+_PG_AT = "COALESCE(NEW.health_changed_at, now())"
+
 _COUNT = "INSERT INTO gateway_count_deltas (org_id, status, health, n) VALUES "
 _HISTORY = (
     "INSERT INTO gateway_health_history (gateway_id, org_id, from_health, to_health, reason, at) "
@@ -35,7 +39,7 @@ SQLITE = [
     f"""CREATE TRIGGER trg_gateways_health_insert AFTER INSERT ON gateways
 BEGIN
   {_COUNT}(NEW.org_id, NEW.status, NEW.health, 1);
-  {_HISTORY}(NEW.id, NEW.org_id, NULL, NEW.health, NEW.health_reason, NEW.health_changed_at);
+  {_HISTORY}(NEW.id, NEW.org_id, NULL, NEW.health, NEW.health_reason, {_SQLITE_AT});
 END""",
     f"""CREATE TRIGGER trg_gateways_health_delete AFTER DELETE ON gateways
 BEGIN
@@ -52,7 +56,7 @@ END""",
 WHEN OLD.health IS NOT NEW.health
 BEGIN
   {_HISTORY}(NEW.id, NEW.org_id, OLD.health, NEW.health, NEW.health_reason,
-    NEW.health_changed_at);
+    {_SQLITE_AT});
 END""",
 ]
 
@@ -61,7 +65,7 @@ POSTGRESQL = [
 LANGUAGE plpgsql AS $$
 BEGIN
   {_COUNT}(NEW.org_id, NEW.status, NEW.health, 1);
-  {_HISTORY}(NEW.id, NEW.org_id, NULL, NEW.health, NEW.health_reason, NEW.health_changed_at);
+  {_HISTORY}(NEW.id, NEW.org_id, NULL, NEW.health, NEW.health_reason, {_PG_AT});
   RETURN NULL;
 END $$""",
     f"""CREATE OR REPLACE FUNCTION flowgate_gateways_health_delete() RETURNS trigger
@@ -80,7 +84,7 @@ END $$""",
 LANGUAGE plpgsql AS $$
 BEGIN
   {_HISTORY}(NEW.id, NEW.org_id, OLD.health, NEW.health, NEW.health_reason,
-    NEW.health_changed_at);
+    {_PG_AT});
   RETURN NULL;
 END $$""",
     """CREATE TRIGGER trg_gateways_health_insert AFTER INSERT ON gateways

@@ -46,9 +46,7 @@ def upgrade() -> None:
     postgres = bind.dialect.name == "postgresql"
     with op.batch_alter_table("gateways", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "health", sa.String(length=16), nullable=False, server_default="unhealthy"
-            )
+            sa.Column("health", sa.String(length=16), nullable=False, server_default="unhealthy")
         )
         batch_op.add_column(sa.Column("health_changed_at", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("health_reason", sa.String(length=32), nullable=True))
@@ -91,7 +89,7 @@ def upgrade() -> None:
         sa.Column("from_health", sa.String(length=16), nullable=True),
         sa.Column("to_health", sa.String(length=16), nullable=False),
         sa.Column("reason", sa.String(length=32), nullable=True),
-        sa.Column("at", UTCDateTime(), nullable=True),
+        sa.Column("at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["gateway_id"],
             ["gateways.id"],
