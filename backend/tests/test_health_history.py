@@ -483,3 +483,27 @@ def test_the_sweep_corrects_a_row_written_straight_into_the_database(org: Org) -
     wait_for(lambda: transitions(org, gw["id"])[-1][1:] == ("offline", "reconciled"), timeout=15)
     rows = query(org.server, "SELECT health FROM gateways WHERE name = ?", "patched")
     assert rows == [("offline",)]
+
+
+async def test_a_mass_silence_is_swept_in_chunks_each_transition_once(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowgate.gateways import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "CHUNK", 7)
+    presence = Presence(fleet.uow(), 60, healthy_seconds=1, warning_seconds=100)
+    for gid in fleet.ids:
+        presence.record(gid, TOKEN, last_seen=utcnow(), status=GatewayStatus.active)
+    await presence.flush()
+    await asyncio.sleep(1.2)  # the whole fleet goes quiet past the healthy threshold
+    fleet.events.clear()
+    result = await fleet.sweep(healthy=1, warning=100).run_once(force=True)
+    assert result is not None
+    assert sorted(c.gateway_id for c in result.changes) == sorted(fleet.ids)
+    assert {(c.from_health, c.to_health, c.reason) for c in result.changes} == {
+        ("healthy", "warning", "silent")
+    }
+    batches = [e for e in fleet.events if isinstance(e, GatewayHealthChanged)]
+    assert len(batches) == -(-len(fleet.ids) // 7)  # one event per chunk's commit
+    assert sum(len(e.changes) for e in batches) == len(fleet.ids)
+    await assert_counts_match(fleet)

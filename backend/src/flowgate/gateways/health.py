@@ -98,22 +98,34 @@ def health_case(
 
 
 def out_of_step(now: datetime, healthy_seconds: float, warning_seconds: float) -> Any:
-    """SQL for "the stored ``health`` differs from the rule at ``now``", written as ranges of
-    the index on (health, status, last_seen) so the sweep never scans the table."""
+    """SQL for "the stored ``health`` differs from the rule at ``now``", written as a flat OR of
+    (health = h AND status = s [AND a last_seen range]) terms, each one range of the index on
+    (health, status, last_seen), so the sweep reads only the rows it rewrites."""
     healthy_after = now - timedelta(seconds=healthy_seconds)
     warning_after = now - timedelta(seconds=warning_seconds)
+    h, s, seen = Gateway.health, Gateway.status, Gateway.last_seen
     offline = sorted(OFFLINE_STATUSES)
     online = sorted(set(GatewayStatus) - OFFLINE_STATUSES)
-    not_active = sorted(set(GatewayStatus) - {GatewayStatus.active})
-    h, s, seen = Gateway.health, Gateway.status, Gateway.last_seen
-    return or_(
-        h.not_in(HEALTH_STATES),
-        and_(h == HEALTHY, s.in_(not_active)),
-        and_(h == HEALTHY, s == GatewayStatus.active, or_(seen.is_(None), seen < healthy_after)),
-        and_(h == WARNING, s.in_(offline)),
-        and_(h == WARNING, s.in_(online), or_(seen.is_(None), seen < warning_after)),
-        and_(h == WARNING, s == GatewayStatus.active, seen >= healthy_after),
-        and_(h == UNHEALTHY, s.in_(offline)),
-        and_(h == UNHEALTHY, s.in_(online), seen >= warning_after),
-        and_(h == OFFLINE, s.in_(online)),
-    )
+    terms: list[Any] = []
+
+    def add(health: str, statuses: list[GatewayStatus], *conditions: Any) -> None:
+        for status in statuses:
+            base = [h == health, s == status]
+            if not conditions:
+                terms.append(and_(*base))
+            for condition in conditions:
+                terms.append(and_(*base, condition))
+
+    never, stale, old = seen.is_(None), seen < healthy_after, seen < warning_after
+    active = [GatewayStatus.active]
+    # (No "health not in HEALTH_STATES" term: it is no index range and would make the whole
+    # condition a table scan; only the writers and the sweep store health.)
+    add(HEALTHY, sorted(set(GatewayStatus) - {GatewayStatus.active}))
+    add(HEALTHY, active, never, stale)
+    add(WARNING, offline)
+    add(WARNING, online, never, old)
+    add(WARNING, active, seen >= healthy_after)
+    add(UNHEALTHY, offline)
+    add(UNHEALTHY, online, seen >= warning_after)
+    add(OFFLINE, online)
+    return or_(*terms)

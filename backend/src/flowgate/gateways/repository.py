@@ -479,20 +479,33 @@ async def health_changes_at(
     return found
 
 
-async def sweep_health(session: AsyncSession, rule: HealthRule) -> None:
-    """Rewrite the stored health of every gateway out of step with the rule at ``rule.now``
-    (one UPDATE; the trigger records each transition). Gateways that only aged get reason
-    ``silent``; anything else out of step (a row written around the writers, changed
-    thresholds) ``reconciled``."""
+async def sweep_health(session: AsyncSession, rule: HealthRule, limit: int) -> int:
+    """Rewrite the stored health of up to ``limit`` gateways out of step with the rule at
+    ``rule.now`` (one UPDATE; the trigger records each transition); returns how many. Gateways
+    that only aged get reason ``silent``; anything else out of step (a row written around the
+    writers, changed thresholds) ``reconciled``. PostgreSQL skips rows another transaction holds
+    (a presence flush is writing them, and sets their health itself)."""
     new = rule.case(Gateway.status, Gateway.last_seen)
     aged = and_(
         Gateway.status.not_in(sorted(OFFLINE_STATUSES)),
         Gateway.health.in_((HEALTHY, WARNING)),
         new.in_((WARNING, UNHEALTHY)),
     )
-    await session.execute(
-        update(Gateway)
+    candidates = (
+        select(Gateway.id)
         .where(out_of_step(rule.now, rule.healthy_seconds, rule.warning_seconds))
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+        # The planner multiplies the selectivities of health, status and last_seen as if they
+        # were independent (they are not: healthy rows have recent last_seen), expects
+        # thousands of matches where there are a few, and with the LIMIT picks a scan of the
+        # whole table; the index ranges are what fits. For the rest of this transaction only.
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+    result = await session.execute(
+        update(Gateway)
+        .where(Gateway.id.in_(candidates.scalar_subquery()))
         .values(
             health=new,
             health_changed_at=rule.now,
@@ -500,6 +513,7 @@ async def sweep_health(session: AsyncSession, rule: HealthRule) -> None:
         )
         .execution_options(synchronize_session=False)
     )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def prune_health_history(session: AsyncSession, before: datetime) -> int:

@@ -8,15 +8,18 @@ in the same transaction as the sweep itself, so exactly one replica sweeps per i
 PostgreSQL a second claimer waits on the row lock and then finds ``next_run_at`` moved; SQLite
 serialises writers), and a sweep that fails rolls its claim back for the next replica.
 
-One run, in one transaction:
+One run, in the claim's transaction:
 
-1. one UPDATE sets the rule's health on every gateway whose stored health is out of step with
-   the rule at the sweep's ``now`` (found through the (health, status, last_seen) index); the
-   trigger records each transition (reason ``silent`` when it only aged, else ``reconciled``);
-2. transitions older than ``FLOWGATE_HEALTH_HISTORY_DAYS`` are pruned;
-3. the per-organisation count deltas are folded into ``gateway_counts``;
+1. transitions older than ``FLOWGATE_HEALTH_HISTORY_DAYS`` are pruned;
+2. the per-organisation count deltas are folded into ``gateway_counts``;
+3. one UPDATE sets the rule's health on (up to ``CHUNK``) gateways whose stored health is out
+   of step with the rule at the sweep's ``now`` (found through the (health, status, last_seen)
+   index); the trigger records each transition (reason ``silent`` when it only aged, else
+   ``reconciled``); more than ``CHUNK`` (a mass event) continue in further transactions;
 
-and after the commit its transitions are published as one :class:`GatewayHealthChanged`.
+and after each commit its transitions are published as one :class:`GatewayHealthChanged`.
+Exactly once holds per transition whatever the timing: the trigger records a change only when
+the row's stored health actually changes, and each row is updated under its row lock.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ from flowgate.gateways.models import ScheduledJob
 log = logging.getLogger(__name__)
 
 JOB = "health-sweep"
+#: Gateways one sweep statement rewrites at most (one transaction each).
+CHUNK = 2000
+#: Chunks one run goes on to (the next run continues after that).
+MAX_CHUNKS = 200
 
 
 @dataclass(frozen=True)
@@ -77,20 +84,29 @@ class HealthSweep:
             now = utcnow()
             if not await self._claim(uow.session, now, force):
                 return None
-            rule = repository.HealthRule(now, *self._thresholds)
-            await repository.sweep_health(uow.session, rule)
-            changes = tuple(await repository.health_changes_at(uow.session, now))
             pruned = await repository.prune_health_history(uow.session, now - self._retention)
             await repository.compact_counts(uow.session)
-            if changes:
-                uow.publish(GatewayHealthChanged(changes=changes))
+            changes, full = await self._chunk(uow, now)
+        # A mass event (a whole site went silent) is swept in chunks of CHUNK rows, one
+        # transaction each, so no presence flush waits long for the rows it writes.
+        for _ in range(MAX_CHUNKS):
+            if not full:
+                break
+            async with self._unit_of_work() as uow:
+                more, full = await self._chunk(uow, utcnow())
+            changes += more
         self.runs += 1
         if changes or pruned:
-            log.info(
-                "health sweep",
-                extra={"transitions": len(changes), "pruned": pruned},
-            )
-        return SweepResult(now, changes, pruned)
+            log.info("health sweep", extra={"transitions": len(changes), "pruned": pruned})
+        return SweepResult(now, tuple(changes), pruned)
+
+    async def _chunk(self, uow: UnitOfWork, now: datetime) -> tuple[list[HealthChange], bool]:
+        rule = repository.HealthRule(now, *self._thresholds)
+        swept = await repository.sweep_health(uow.session, rule, CHUNK)
+        changes = await repository.health_changes_at(uow.session, now) if swept else []
+        if changes:
+            uow.publish(GatewayHealthChanged(changes=tuple(changes)))
+        return changes, swept >= CHUNK
 
     async def _claim(self, session: AsyncSession, now: datetime, force: bool) -> bool:
         stmt = (
