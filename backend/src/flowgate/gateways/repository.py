@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from flowgate.core.errors import GatewayNotFound
 from flowgate.core.events import HealthChange
@@ -158,6 +159,9 @@ async def page(
         query = query.where(filters.selector.to_sql(Gateway.id, org_id))
     if after is not None:
         query = query.where(tuple_(Gateway.name, Gateway.id) > tuple_(*after))
+    # The list shows the effective labels only: the two layers they come from (JSON decoded
+    # per row) are not loaded.
+    query = query.options(defer(Gateway.agent_labels), defer(Gateway.manual_labels))
     return list(await session.scalars(query.order_by(Gateway.name, Gateway.id).limit(limit)))
 
 
