@@ -467,20 +467,17 @@ async def refresh_health(
 async def health_changes_at(
     session: AsyncSession, at: datetime, gateway_ids: Sequence[uuid.UUID] | None = None
 ) -> list[HealthChange]:
-    """The transitions written at ``at`` (this transaction's, read back for announcing them),
-    optionally only these gateways'."""
+    """The transitions written at ``at`` (this transaction's, read back to announce them; one
+    probe of the index on ``at``), optionally only these gateways'."""
     h = GatewayHealthTransition
     query = select(h.gateway_id, h.org_id, h.from_health, h.to_health, h.reason, h.at).where(
         h.at == at
     )
+    rows = [HealthChange(*r) for r in (await session.execute(query.order_by(h.id))).all()]
     if gateway_ids is None:
-        return [HealthChange(*r) for r in (await session.execute(query.order_by(h.id))).all()]
-    ids = list(gateway_ids)
-    found: list[HealthChange] = []
-    for start in range(0, len(ids), 1000):
-        chunk = query.where(h.gateway_id.in_(ids[start : start + 1000])).order_by(h.id)
-        found += [HealthChange(*r) for r in (await session.execute(chunk)).all()]
-    return found
+        return rows
+    wanted = set(gateway_ids)
+    return [r for r in rows if r.gateway_id in wanted]
 
 
 async def sweep_health(session: AsyncSession, rule: HealthRule, limit: int) -> int:
