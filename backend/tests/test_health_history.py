@@ -507,3 +507,25 @@ async def test_a_mass_silence_is_swept_in_chunks_each_transition_once(
     assert len(batches) == -(-len(fleet.ids) // 7)  # one event per chunk's commit
     assert sum(len(e.changes) for e in batches) == len(fleet.ids)
     await assert_counts_match(fleet)
+
+
+def test_name_search_follows_renames_and_deletions(org: Org) -> None:
+    """Name search reads gateway_names (copied by a trigger): a rename is found by its new name
+    at once, a deleted gateway is gone."""
+    gw = org.register(name="alpha-one")
+    org.register(name="beta-two")
+    assert [i["name"] for i in org.get("/api/v1/gateways", name="ALPHA").json()["items"]] == [
+        "alpha-one"
+    ]
+    resp = org.admin.patch(
+        f"/api/v1/gateways/{gw['id']}", params={"org_id": org.id}, json={"name": "gamma-one"}
+    )
+    assert resp.status_code == 200, resp.text
+    assert org.get("/api/v1/gateways", name="alpha").json()["items"] == []
+    assert [i["name"] for i in org.get("/api/v1/gateways", name="-one").json()["items"]] == [
+        "gamma-one"
+    ]
+    resp = org.admin.delete(f"/api/v1/gateways/{gw['id']}", params={"org_id": org.id})
+    assert resp.status_code == 204, resp.text
+    assert org.get("/api/v1/gateways", name="one").json()["items"] == []
+    assert query(org.server, "SELECT name FROM gateway_names WHERE name = ?", "gamma-one") == []

@@ -14,6 +14,7 @@ from flowgate.gateways.models import (
     GatewayCount,
     GatewayCountDelta,
     GatewayHealthTransition,
+    GatewayName,
     GatewayStatus,
     ScheduledJob,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "GatewayCount",
     "GatewayCountDelta",
     "GatewayHealthTransition",
+    "GatewayName",
     "GatewayStatus",
     "Membership",
     "Organization",

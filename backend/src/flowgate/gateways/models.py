@@ -31,14 +31,6 @@ class Gateway(Base):
         # whose stored health is out of step with the rule through the second one.
         Index("ix_gateways_org_id_health", "org_id", "health", "name", "id"),
         Index("ix_gateways_health_status", "health", "status", "last_seen"),
-        # Name search (ILIKE '%...%'): a pg_trgm GIN index on PostgreSQL (migration 0009);
-        # SQLite gets a plain index on name.
-        Index(
-            "ix_gateways_name_trgm",
-            "name",
-            postgresql_using="gin",
-            postgresql_ops={"name": "gin_trgm_ops"},
-        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -132,6 +124,32 @@ class GatewayHealthTransition(Base):
     to_health: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime]
+
+
+class GatewayName(Base):
+    """Each gateway's name, copied by a trigger on ``gateways`` (insert, rename), for name
+    search: the pg_trgm GIN index lives here, not on ``gateways``, because every heartbeat
+    flush rewrites a ``gateways`` row (a new row version, so new entries in every index of that
+    table), which would fill a GIN index's pending list and slow each search down until
+    vacuum. Names change rarely."""
+
+    __tablename__ = "gateway_names"
+    __table_args__ = (
+        # PostgreSQL: a pg_trgm GIN index for ILIKE '%...%' (migration 0009); SQLite: a plain
+        # index (a substring search scans there anyway).
+        Index(
+            "ix_gateway_names_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
+
+    gateway_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("gateways.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[uuid.UUID]
+    name: Mapped[str] = mapped_column(String(255))
 
 
 class GatewayCount(Base):

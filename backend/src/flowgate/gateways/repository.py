@@ -53,6 +53,7 @@ from flowgate.gateways.models import (
     GatewayCountDelta,
     GatewayHealthTransition,
     GatewayLabel,
+    GatewayName,
     GatewayStatus,
 )
 from flowgate.gateways.selectors import Selector
@@ -154,7 +155,12 @@ async def page(
         query = query.where(Gateway.health == filters.health)
     if filters.name:
         escaped = filters.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Gateway.name.ilike(f"%{escaped}%", escape="\\"))
+        # Through gateway_names and its trigram index (see GatewayName).
+        names = select(GatewayName.gateway_id).where(
+            GatewayName.org_id == org_id,
+            GatewayName.name.ilike(f"%{escaped}%", escape="\\"),
+        )
+        query = query.where(Gateway.id.in_(names))
     if filters.selector is not None and not filters.selector.empty:
         query = query.where(filters.selector.to_sql(Gateway.id, org_id))
     if after is not None:

@@ -4,6 +4,8 @@ from a deleted organisation, an operator's SQL):
 
 - a change of ``health`` appends a row to ``gateway_health_history`` (from, to, the row's
   ``health_reason`` and ``health_changed_at``); an inserted gateway appends one from nothing;
+- an insert and a rename copy the name into ``gateway_names`` (what name search reads; a
+  delete cascades);
 - an insert, a delete and a change of status, health or organisation append +1/-1 rows to
   ``gateway_count_deltas`` (append-only: concurrent writers never wait on each other), which the
   health sweep folds into ``gateway_counts``.
@@ -23,6 +25,8 @@ NAMES = (
     "trg_gateways_health_delete",
     "trg_gateways_health_update",
     "trg_gateways_health_history",
+    "trg_gateways_name_insert",
+    "trg_gateways_name_update",
 )
 
 #: When a row carries no ``health_changed_at`` (written around the writers): the database's now.
@@ -35,11 +39,27 @@ _HISTORY = (
     "VALUES "
 )
 
+_NAME_INSERT = (
+    "INSERT INTO gateway_names (gateway_id, org_id, name) VALUES (NEW.id, NEW.org_id, NEW.name)"
+)
+_NAME_UPDATE = (
+    "UPDATE gateway_names SET name = NEW.name, org_id = NEW.org_id WHERE gateway_id = NEW.id"
+)
+
 SQLITE = [
     f"""CREATE TRIGGER trg_gateways_health_insert AFTER INSERT ON gateways
 BEGIN
   {_COUNT}(NEW.org_id, NEW.status, NEW.health, 1);
   {_HISTORY}(NEW.id, NEW.org_id, NULL, NEW.health, NEW.health_reason, {_SQLITE_AT});
+END""",
+    f"""CREATE TRIGGER trg_gateways_name_insert AFTER INSERT ON gateways
+BEGIN
+  {_NAME_INSERT};
+END""",
+    f"""CREATE TRIGGER trg_gateways_name_update AFTER UPDATE OF name, org_id ON gateways
+WHEN OLD.name IS NOT NEW.name OR OLD.org_id IS NOT NEW.org_id
+BEGIN
+  {_NAME_UPDATE};
 END""",
     f"""CREATE TRIGGER trg_gateways_health_delete AFTER DELETE ON gateways
 BEGIN
@@ -87,8 +107,25 @@ BEGIN
     {_PG_AT});
   RETURN NULL;
 END $$""",
+    f"""CREATE OR REPLACE FUNCTION flowgate_gateways_name_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  {_NAME_INSERT};
+  RETURN NULL;
+END $$""",
+    f"""CREATE OR REPLACE FUNCTION flowgate_gateways_name_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  {_NAME_UPDATE};
+  RETURN NULL;
+END $$""",
     """CREATE TRIGGER trg_gateways_health_insert AFTER INSERT ON gateways
 FOR EACH ROW EXECUTE FUNCTION flowgate_gateways_health_insert()""",
+    """CREATE TRIGGER trg_gateways_name_insert AFTER INSERT ON gateways
+FOR EACH ROW EXECUTE FUNCTION flowgate_gateways_name_insert()""",
+    """CREATE TRIGGER trg_gateways_name_update AFTER UPDATE OF name, org_id ON gateways
+FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name OR OLD.org_id IS DISTINCT FROM NEW.org_id)
+EXECUTE FUNCTION flowgate_gateways_name_update()""",
     """CREATE TRIGGER trg_gateways_health_delete AFTER DELETE ON gateways
 FOR EACH ROW EXECUTE FUNCTION flowgate_gateways_health_delete()""",
     """CREATE TRIGGER trg_gateways_health_update AFTER UPDATE OF status, health, org_id

@@ -5,8 +5,9 @@ Adds ``gateways.health`` (backfilled with the rule at the default thresholds, 60
 first health sweep corrects it for other thresholds), ``health_changed_at`` and
 ``health_reason``; the tables ``gateway_health_history``, ``gateway_counts`` (backfilled with a
 COUNT per organisation, status and health), ``gateway_count_deltas`` and ``scheduled_jobs``; the
-triggers of :mod:`flowgate.gateways.triggers`; and, on PostgreSQL, the ``pg_trgm`` extension
-with a GIN trigram index on ``gateways.name`` (SQLite: a plain index of the same name).
+triggers of :mod:`flowgate.gateways.triggers`; and ``gateway_names`` (each gateway's name,
+copied by a trigger) with, on PostgreSQL, the ``pg_trgm`` extension and a GIN trigram index on
+it for name search (SQLite: a plain index of the same name).
 
 Revision ID: 0009
 Revises: 0008
@@ -68,18 +69,34 @@ def upgrade() -> None:
     op.create_index(
         "ix_gateways_health_status", "gateways", ["health", "status", "last_seen"], unique=False
     )
+    op.create_table(
+        "gateway_names",
+        sa.Column("gateway_id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["gateway_id"],
+            ["gateways.id"],
+            name=op.f("fk_gateway_names_gateway_id_gateways"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("gateway_id", name=op.f("pk_gateway_names")),
+    )
+    op.execute(
+        "INSERT INTO gateway_names (gateway_id, org_id, name) SELECT id, org_id, name FROM gateways"
+    )
     if postgres:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.create_index(
-            "ix_gateways_name_trgm",
-            "gateways",
+            "ix_gateway_names_name_trgm",
+            "gateway_names",
             ["name"],
             unique=False,
             postgresql_using="gin",
             postgresql_ops={"name": "gin_trgm_ops"},
         )
     else:
-        op.create_index("ix_gateways_name_trgm", "gateways", ["name"], unique=False)
+        op.create_index("ix_gateway_names_name_trgm", "gateway_names", ["name"], unique=False)
 
     op.create_table(
         "gateway_health_history",
@@ -151,7 +168,8 @@ def downgrade() -> None:
     op.drop_index("ix_gateway_health_history_org_id_at", table_name="gateway_health_history")
     op.drop_index("ix_gateway_health_history_gateway_id_at", table_name="gateway_health_history")
     op.drop_table("gateway_health_history")
-    op.drop_index("ix_gateways_name_trgm", table_name="gateways")
+    op.drop_index("ix_gateway_names_name_trgm", table_name="gateway_names")
+    op.drop_table("gateway_names")
     op.drop_index("ix_gateways_health_status", table_name="gateways")
     op.drop_index("ix_gateways_org_id_health", table_name="gateways")
     with op.batch_alter_table("gateways", schema=None) as batch_op:
