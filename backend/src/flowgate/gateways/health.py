@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, literal, or_
+from sqlalchemy import String, and_, case, literal_column, or_
 
 from flowgate.gateways.models import Gateway, GatewayStatus
 
@@ -86,15 +86,23 @@ def health_case(
     carrying new values) at ``now``, exactly as :func:`compute_health` does."""
     healthy_after = now - timedelta(seconds=healthy_seconds)
     warning_after = now - timedelta(seconds=warning_seconds)
-    # Comparisons, not IN (...): an expanding IN cannot be part of an executemany.
-    offline = or_(*(status == s for s in sorted(OFFLINE_STATUSES)))
+    # Comparisons, not IN (...): an expanding IN cannot be part of an executemany. The fixed
+    # strings are SQL literals, not parameters: in a presence flush's executemany every
+    # parameter is sent (and processed) once per row.
+    offline = or_(*(status == _sql(s) for s in sorted(OFFLINE_STATUSES)))
     return case(
-        (offline, literal(OFFLINE)),
-        (last_seen.is_(None), literal(UNHEALTHY)),
-        (and_(status == GatewayStatus.active, last_seen >= healthy_after), literal(HEALTHY)),
-        (last_seen >= warning_after, literal(WARNING)),
-        else_=literal(UNHEALTHY),
+        (offline, _sql(OFFLINE)),
+        (last_seen.is_(None), _sql(UNHEALTHY)),
+        (and_(status == _sql(GatewayStatus.active), last_seen >= healthy_after), _sql(HEALTHY)),
+        (last_seen >= warning_after, _sql(WARNING)),
+        else_=_sql(UNHEALTHY),
     )
+
+
+def _sql(value: str) -> Any:
+    """A string constant as an SQL literal (the states and statuses are fixed identifiers)."""
+    assert value.isidentifier()
+    return literal_column(f"'{value}'", String(16))
 
 
 def out_of_step(now: datetime, healthy_seconds: float, warning_seconds: float) -> Any:
