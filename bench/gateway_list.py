@@ -1,10 +1,13 @@
 """Gateway list API at fleet scale: keyset pages, filters and summary counts over N gateways.
 
 Seeds N gateways (default 100,000) straight into a fresh PostgreSQL (or SQLite) database with
-realistic statuses and last_seen ages, starts ``flowgate serve`` on it, and times the REST
-calls a UI makes. Prints one JSON object.
+realistic statuses and last_seen ages (and the stored health the rule gives them; the database
+triggers record their creation in the health history and the per-organisation counts), starts
+``flowgate serve`` on it, waits for its health sweep to fold the counts, and times the REST
+calls a UI makes, the health history endpoints, and one health sweep (run in this process on
+the same database). Prints one JSON object.
 
-    python bench/gateway_list.py --gateways 100000 --database postgres
+    PYTHONPATH=backend/src python bench/gateway_list.py --gateways 100000 --database postgres
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ async def pg_exec(sql: str, dbname: str = "postgres") -> None:
         await conn.close()
 
 
+def health_of(status: str, age: float) -> str:
+    """FlowGate's rule (flowgate.gateways.health) at the default thresholds."""
+    if status in ("inactive", "error"):
+        return "offline"
+    if status == "active" and age <= 60:
+        return "healthy"
+    return "warning" if age <= 300 else "unhealthy"
+
+
 def rows(org_id: uuid.UUID, n: int) -> list[tuple[Any, ...]]:
     now = datetime.now(UTC)
     rnd = random.Random(7)
@@ -71,6 +83,8 @@ def rows(org_id: uuid.UUID, n: int) -> list[tuple[Any, ...]]:
                 status,
                 now - timedelta(seconds=age),
                 now - timedelta(days=30),
+                health_of(status, age),
+                now,
             )
         )
     return out
@@ -85,7 +99,21 @@ async def seed_postgres(dbname: str, org_name: str, n: int) -> None:
         await conn.copy_records_to_table(
             "gateways",
             records=[
-                (*r[:4], r[4], r[5], r[6], r[6], "{}", "{}", "{}", "{}", "rest")
+                (
+                    *r[:4],
+                    r[4],
+                    r[5],
+                    r[6],
+                    r[6],
+                    "{}",
+                    "{}",
+                    "{}",
+                    "{}",
+                    "rest",
+                    r[7],
+                    r[8],
+                    "seeded",
+                )
                 for r in rows(org_id, n)
             ],
             columns=[
@@ -102,9 +130,12 @@ async def seed_postgres(dbname: str, org_name: str, n: int) -> None:
                 "agent_labels",
                 "manual_labels",
                 "transport",
+                "health",
+                "health_changed_at",
+                "health_reason",
             ],
         )
-        await conn.execute("ANALYZE gateways")
+        await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
 
@@ -118,8 +149,9 @@ def seed_sqlite(path: Path, org_name: str, n: int) -> None:
     fmt = "%Y-%m-%d %H:%M:%S.%f"
     db.executemany(
         "INSERT INTO gateways (id, instance_id, org_id, name, status, last_seen, created_at,"
-        " updated_at, extra_metadata, labels, agent_labels, manual_labels, transport)"
-        " VALUES (?,?,?,?,?,?,?,?,'{}','{}','{}','{}','rest')",
+        " updated_at, extra_metadata, labels, agent_labels, manual_labels, transport, health,"
+        " health_changed_at, health_reason)"
+        " VALUES (?,?,?,?,?,?,?,?,'{}','{}','{}','{}','rest',?,?,'seeded')",
         [
             (
                 r[0].hex,
@@ -130,6 +162,8 @@ def seed_sqlite(path: Path, org_name: str, n: int) -> None:
                 r[5].strftime(fmt),
                 r[6].strftime(fmt),
                 r[6].strftime(fmt),
+                r[7],
+                r[8].strftime(fmt),
             )
             for r in rows(org_id, n)
         ],
@@ -137,6 +171,54 @@ def seed_sqlite(path: Path, org_name: str, n: int) -> None:
     db.execute("ANALYZE")
     db.commit()
     db.close()
+
+
+async def wait_folded(url: str, gateways: int) -> float:
+    """Seconds until the server's health sweep folded the seed's count deltas (below 1% of the
+    fleet: the seeded ages keep crossing the thresholds, and each transition adds two)."""
+    from sqlalchemy import text
+
+    from flowgate.core.db import create_engine
+
+    engine = create_engine(url)
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < 120:
+            async with engine.connect() as conn:
+                left = await conn.scalar(text("SELECT COUNT(*) FROM gateway_count_deltas"))
+            if (left or 0) <= gateways // 100:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()
+    return round(time.perf_counter() - started, 1)
+
+
+async def time_sweeps(url: str, repeat: int) -> dict[str, Any]:
+    """One health sweep (claim, out-of-step UPDATE, prune, fold counts) timed here, on the same
+    database, while the server's own sweeps run too (so some of these find the work done)."""
+    from flowgate.core.db import Database
+    from flowgate.core.uow import unit_of_work_factory
+    from flowgate.gateways.sweep import HealthSweep
+
+    db = Database(url)
+    sweep = HealthSweep(unit_of_work_factory(db.sessionmaker), 5.0, 60, 300, 30)
+    samples, changed = [], 0
+    try:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            result = await sweep.run_once(force=True)
+            samples.append((time.perf_counter() - started) * 1000)
+            changed += len(result.changes) if result else 0
+            await asyncio.sleep(0.05)
+    finally:
+        await db.dispose()
+    samples.sort()
+    return {
+        "p50_ms": round(statistics.median(samples), 2),
+        "max_ms": round(samples[-1], 2),
+        "transitions": changed,
+    }
 
 
 def timed(client: httpx.Client, path: str, params: dict[str, Any], repeat: int) -> dict[str, Any]:
@@ -205,6 +287,9 @@ def main() -> None:
         else:
             seed_sqlite(tmp / "flowgate.db", "default", args.gateways)
         seed_seconds = time.perf_counter() - started
+        db_url = env.get("FLOWGATE_DATABASE_URL") or f"sqlite+aiosqlite:///{tmp / 'flowgate.db'}"
+        folded = asyncio.run(wait_folded(db_url, args.gateways))
+        sweep = asyncio.run(time_sweeps(db_url, args.repeat))
         token = httpx.post(
             base + "/api/v1/auth/login", json={"email": ADMIN, "password": password}
         ).json()["access_token"]
@@ -212,6 +297,8 @@ def main() -> None:
             org_id = c.get("/api/v1/auth/me").json()["organizations"][0]["id"]
             q = {"org_id": org_id, "limit": 100}
             results = {
+                # The noise floor: what any request costs on this machine right now.
+                "healthz_baseline": timed(c, "/healthz", {}, args.repeat),
                 "first_page": timed(c, "/api/v1/gateways", q, args.repeat),
                 "status_inactive": timed(
                     c, "/api/v1/gateways", {**q, "status": "inactive"}, args.repeat
@@ -223,6 +310,17 @@ def main() -> None:
                     c, "/api/v1/gateways", {**q, "name": "edge-eu-0999"}, args.repeat
                 ),
             }
+            some = c.get("/api/v1/gateways", params=q).json()["items"][0]["id"]
+            results["gateway_health_history"] = timed(
+                c, f"/api/v1/gateways/{some}/health/history", {"org_id": org_id}, args.repeat
+            )
+            since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+            results["fleet_health_history_1h_1m"] = timed(
+                c,
+                "/api/v1/fleet/health-history",
+                {"org_id": org_id, "since": since, "step": "1m"},
+                args.repeat,
+            )
             # Walk deep with the cursor: page 500 costs what page 1 costs.
             cursor, pages, walk = None, 0, []
             while pages < 500:
@@ -250,6 +348,8 @@ def main() -> None:
                     "seed_seconds": round(seed_seconds, 1),
                     "summary_cache_seconds": float(args.summary_cache_seconds),
                     "summary": summary,
+                    "counts_folded_after_seconds": folded,
+                    "health_sweep": sweep,
                     "results": results,
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 },

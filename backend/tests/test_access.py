@@ -176,6 +176,12 @@ def calls(org: Org) -> dict[str, Callable[[], Call]]:
             )
             for part in ("health", "version", "config", "metrics", "status")
         },
+        "get_gateway_health_history": lambda: Call(
+            "viewer", "GET", f"/api/v1/gateways/{gateway()}/health/history", 200
+        ),
+        "get_fleet_health_history": lambda: Call(
+            "viewer", "GET", "/api/v1/fleet/health-history", 200
+        ),
         "update_gateway": lambda: Call(
             "operator", "PATCH", f"/api/v1/gateways/{gateway()}", 200, {"name": "renamed"}
         ),

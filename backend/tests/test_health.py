@@ -92,9 +92,15 @@ def test_thresholds_are_parameters() -> None:
 
 def put_state(org: Org, gateway: dict[str, Any], status: str, seconds_ago: float | None) -> None:
     """Write status and last_seen for a gateway that never sent a heartbeat, so the server holds
-    no buffered state for it and must read what the database says."""
-    last_seen = None if seconds_ago is None else datetime.now(UTC) - timedelta(seconds=seconds_ago)
-    update_row(org.server, "gateways", gateway["id"], status=status, last_seen=last_seen)
+    no buffered state for it and must read what the database says; and the stored health, as
+    every writer does in the same UPDATE (the list's filter and summary read it; that the
+    sweep corrects a row written without it is tested in tests/test_health_history.py)."""
+    now = datetime.now(UTC)
+    last_seen = None if seconds_ago is None else now - timedelta(seconds=seconds_ago)
+    health = compute_health(GatewayStatus(status), last_seen, now).status
+    update_row(
+        org.server, "gateways", gateway["id"], status=status, last_seen=last_seen, health=health
+    )
 
 
 @pytest.mark.parametrize(

@@ -66,3 +66,135 @@ def test_downgrade_to_base_and_up_again(revision: str, tmp_path: Path) -> None:
     command.downgrade(alembic_config(url), revision)
     upgrade(url)
     assert diff_against_models(url)[0] == []
+
+
+def _previous(revision: str) -> str:
+    from alembic.script import ScriptDirectory
+
+    from flowgate.core.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    down = script.get_revision(revision).down_revision
+    assert isinstance(down, str)
+    return down
+
+
+def test_health_migration_backfills_counts_and_triggers_and_downgrades(
+    backend: str, tmp_path: Path
+) -> None:
+    """0009 on a database holding gateways: their health is the rule (default thresholds), the
+    per-organisation counts equal a COUNT, the triggers exist (and record what follows); the
+    downgrade removes all of it and the upgrade runs again."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from flowgate.core.db import UTCDateTime
+    from flowgate.core.migrate import alembic_config
+    from flowgate.gateways import triggers
+    from flowgate.gateways.health import compute_health
+    from flowgate.gateways.models import GatewayStatus
+
+    url, pg_name = database_for(backend, tmp_path)
+    url = url or f"sqlite+aiosqlite:///{tmp_path / 'h.db'}"
+    before = _previous("0009")
+    now = datetime.now(UTC)
+    cases = {
+        "fresh": ("active", 10),
+        "late": ("active", 100),
+        "gone": ("active", 1000),
+        "new": ("registered", None),
+        "off": ("inactive", 10),
+        "broken": ("error", 10),
+    }
+    org_id = uuid.uuid4()
+    orgs = sa.table(
+        "organizations",
+        sa.column("id", sa.Uuid()),
+        sa.column("name"),
+        sa.column("created_at", UTCDateTime()),
+    )
+    gws = sa.table(
+        "gateways",
+        *(sa.column(c) for c in ("instance_id", "name", "status", "transport")),
+        *(
+            sa.column(c, sa.JSON())
+            for c in ("extra_metadata", "labels", "agent_labels", "manual_labels")
+        ),
+        sa.column("id", sa.Uuid()),
+        sa.column("org_id", sa.Uuid()),
+        *(sa.column(c, UTCDateTime()) for c in ("last_seen", "created_at", "updated_at")),
+    )
+
+    async def run(fn: object) -> object:
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            result = await conn.run_sync(fn)  # type: ignore[arg-type]
+        await engine.dispose()
+        return result
+
+    def seed(conn: sa.Connection) -> None:
+        conn.execute(orgs.insert().values(id=org_id, name="o", created_at=now))
+        for name, (status, age) in cases.items():
+            conn.execute(
+                gws.insert().values(
+                    id=uuid.uuid4(),
+                    org_id=org_id,
+                    instance_id=name,
+                    name=name,
+                    status=status,
+                    transport="rest",
+                    extra_metadata={},
+                    labels={},
+                    agent_labels={},
+                    manual_labels={},
+                    created_at=now,
+                    updated_at=now,
+                    last_seen=None if age is None else now - timedelta(seconds=age),
+                )
+            )
+
+    def state(conn: sa.Connection) -> tuple[dict[str, str], dict[tuple[str, str], int], set[str]]:
+        health = dict(conn.execute(sa.text("SELECT name, health FROM gateways")).all())
+        counts = {
+            (s, h): int(n)
+            for s, h, n in conn.execute(sa.text("SELECT status, health, n FROM gateway_counts"))
+        }
+        return health, counts, triggers.existing(conn)
+
+    try:
+        upgrade(url, before)
+        asyncio.run(run(seed))
+        upgrade(url)
+        health, counts, found = asyncio.run(run(state))  # type: ignore[misc]
+        expected = {
+            name: compute_health(
+                GatewayStatus(status),
+                None if age is None else now - timedelta(seconds=age),
+                now,
+            ).status
+            for name, (status, age) in cases.items()
+        }
+        assert health == expected
+        assert counts == {(status, expected[name]): 1 for name, (status, _) in cases.items()}
+        assert found == set(triggers.NAMES)
+
+        command.downgrade(alembic_config(url), before)
+
+        def after_downgrade(conn: sa.Connection) -> tuple[set[str], set[str]]:
+            insp = sa.inspect(conn)
+            columns = {c["name"] for c in insp.get_columns("gateways")}
+            return columns, set(insp.get_table_names())
+
+        columns, tables = asyncio.run(run(after_downgrade))  # type: ignore[misc]
+        assert "health" not in columns
+        assert not {"gateway_health_history", "gateway_counts", "scheduled_jobs"} & tables
+        upgrade(url)
+        assert asyncio.run(run(state))[2] == set(triggers.NAMES)  # type: ignore[index]
+    finally:
+        if pg_name:
+            from tests.support.server import drop_pg_database
+
+            drop_pg_database(pg_name)

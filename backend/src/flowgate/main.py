@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from flowgate.deployments.router import router as deployments_router
     from flowgate.events.router import router as events_router
     from flowgate.gateways.agent_router import router as agent_router
+    from flowgate.gateways.router import fleet_router
     from flowgate.gateways.router import router as gateways_router
     from flowgate.opamp.transport import mount_opamp
     from flowgate.tokens.router import router as tokens_router
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(people_router)
     app.include_router(tokens_router)
     app.include_router(gateways_router)
+    app.include_router(fleet_router)
     app.include_router(agent_router)
     app.include_router(checks_router)
     app.include_router(configs_router)

@@ -18,7 +18,15 @@ from flowgate.configs.models import (
 )
 from flowgate.core.db import Base
 from flowgate.core.quarantine import QuarantinedValue
-from flowgate.gateways.models import Gateway, GatewayStatus
+from flowgate.gateways.models import (
+    Gateway,
+    GatewayCount,
+    GatewayCountDelta,
+    GatewayHealthTransition,
+    GatewayName,
+    GatewayStatus,
+    ScheduledJob,
+)
 from flowgate.orgs.models import ApiKey, Membership, Organization, Role, User
 from flowgate.tokens.models import RegistrationToken
 
@@ -36,6 +44,10 @@ __all__ = [
     "Deployment",
     "DeploymentTarget",
     "Gateway",
+    "GatewayCount",
+    "GatewayCountDelta",
+    "GatewayHealthTransition",
+    "GatewayName",
     "GatewayStatus",
     "Membership",
     "Notification",
@@ -44,6 +56,7 @@ __all__ = [
     "QuarantinedValue",
     "RegistrationToken",
     "Role",
+    "ScheduledJob",
     "Silence",
     "User",
 ]

@@ -19,6 +19,7 @@ from flowgate.core.events import (
     ConfigChanged,
     DeploymentProgressed,
     GatewayChanged,
+    GatewayHealthChanged,
     GatewayRegistered,
     GatewayRevoked,
     GatewayStatusChanged,
@@ -34,6 +35,7 @@ from flowgate.fleet_metrics import FleetGauges
 from flowgate.gateways.identity import IdentityCache
 from flowgate.gateways.presence import Presence
 from flowgate.gateways.queries import SummaryCache
+from flowgate.gateways.sweep import HealthSweep
 from flowgate.opamp.agents import OpAMPAgents
 from flowgate.opamp.auth import Admission, Authenticator
 from flowgate.opamp.store import AgentStore
@@ -60,6 +62,7 @@ class Runtime:
     audit_pruner: AuditPruner
     fleet_gauges: FleetGauges
     alerts: Alerting
+    health_sweep: HealthSweep
 
     async def start(self) -> None:
         await self.bus.start()
@@ -67,6 +70,7 @@ class Runtime:
         self.reports.start()
         self.rollouts.start()
         self.alerts.start()
+        self.health_sweep.start()
         await self.agents.start()
         self.events.close_on_exit_signals()
         self.audit_pruner.start()
@@ -78,6 +82,7 @@ class Runtime:
         await self.events.stop()
         await self.agents.stop()
         await self.alerts.stop()
+        await self.health_sweep.stop()
         await self.rollouts.stop()
         await self.reports.stop()
         await self.presence.stop()
@@ -110,7 +115,19 @@ def build_runtime(settings: Settings) -> Runtime:
     db = Database(settings.resolved_database_url)
     bus = Bus(settings.redis_url)
     unit_of_work = unit_of_work_factory(db.sessionmaker, bus.publish)
-    presence = Presence(unit_of_work, settings.flush_interval_seconds)
+    presence = Presence(
+        unit_of_work,
+        settings.flush_interval_seconds,
+        settings.health_healthy_seconds,
+        settings.health_warning_seconds,
+    )
+    health_sweep = HealthSweep(
+        unit_of_work,
+        settings.health_sweep_seconds,
+        settings.health_healthy_seconds,
+        settings.health_warning_seconds,
+        settings.health_history_days,
+    )
     identities = IdentityCache(settings.signing_key)
     summaries = SummaryCache(settings.summary_cache_seconds)
     admission = Admission(settings.opamp_db_concurrency, settings.opamp_max_queued)
@@ -147,6 +164,7 @@ def build_runtime(settings: Settings) -> Runtime:
     # Live views last: whatever an event invalidates is dropped before a browser refetches it.
     bus.subscribe(GatewayRegistered, events.on_registered)
     bus.subscribe(GatewayStatusChanged, events.on_status_changed)
+    bus.subscribe(GatewayHealthChanged, events.on_health_changed)
     bus.subscribe(GatewayRevoked, events.on_revoked)
     bus.subscribe(GatewayChanged, events.on_changed)
     bus.subscribe(ConfigChanged, events.on_config_changed)
@@ -168,4 +186,5 @@ def build_runtime(settings: Settings) -> Runtime:
         audit_pruner=pruner,
         fleet_gauges=fleet_gauges,
         alerts=Alerting(unit_of_work, settings),
+        health_sweep=health_sweep,
     )

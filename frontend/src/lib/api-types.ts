@@ -323,6 +323,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/gateways/{gateway_id}/health/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Gateway Health History
+         * @description The gateway's health transitions, oldest first, keyset-paged (``next_cursor``); kept
+         *     for ``FLOWGATE_HEALTH_HISTORY_DAYS``.
+         */
+        get: operations["get_gateway_health_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/gateways/{gateway_id}/version": {
         parameters: {
             query?: never;
@@ -406,6 +427,28 @@ export interface paths {
          *     connection and drops its cached credential as soon as this commits.
          */
         post: operations["deactivate_gateway"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/fleet/health-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Fleet Health History
+         * @description How many of the organisation's gateways were healthy, warning, unhealthy and offline
+         *     at the end of each bucket from ``since`` to now (at most 1000 buckets), reconstructed
+         *     from the health transitions.
+         */
+        get: operations["get_fleet_health_history"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1840,6 +1883,52 @@ export interface components {
             /** Updated At */
             updated_at?: string | null;
         };
+        /** FleetHealthHistory */
+        FleetHealthHistory: {
+            /**
+             * Org Id
+             * Format: uuid
+             */
+            org_id: string;
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /** Step Seconds */
+            step_seconds: number;
+            /** Points */
+            points: components["schemas"]["FleetHealthPoint"][];
+        };
+        /**
+         * FleetHealthPoint
+         * @description How many of the organisation's gateways had each health at ``end`` (the end of the
+         *     bucket [start, end); the last bucket ends now).
+         */
+        FleetHealthPoint: {
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Healthy */
+            healthy: number;
+            /** Warning */
+            warning: number;
+            /** Unhealthy */
+            unhealthy: number;
+            /** Offline */
+            offline: number;
+            /** Total */
+            total: number;
+            /** Transitions */
+            transitions: number;
+        };
         /** FleetSummary */
         FleetSummary: {
             /** Total */
@@ -2008,6 +2097,18 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** HealthHistoryPage */
+        HealthHistoryPage: {
+            /**
+             * Gateway Id
+             * Format: uuid
+             */
+            gateway_id: string;
+            /** Items */
+            items: components["schemas"]["HealthTransitionOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
         /** HealthOut */
         HealthOut: {
             /** Status */
@@ -2020,6 +2121,26 @@ export interface components {
             uptime_seconds: number | null;
             /** Health Score */
             health_score: number;
+        };
+        /**
+         * HealthTransitionOut
+         * @description One change of a gateway's stored health (``from`` null: the gateway was created).
+         */
+        HealthTransitionOut: {
+            /** From */
+            from: string | null;
+            /** To */
+            to: string;
+            /**
+             * Reason
+             * @description heartbeat, connected, disconnected, silent (no contact within the threshold), deactivated, registered, reconciled, migrated
+             */
+            reason: string | null;
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
         };
         /** HeartbeatMetrics */
         HeartbeatMetrics: {
@@ -3459,6 +3580,44 @@ export interface operations {
             };
         };
     };
+    get_gateway_health_history: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601 date-time; transitions at or after it (UTC if no offset) */
+                since?: string | null;
+                limit?: number;
+                cursor?: string | null;
+                /** @description Organization; optional when the caller belongs to only one */
+                org_id?: string | null;
+            };
+            header?: never;
+            path: {
+                gateway_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthHistoryPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_gateway_version: {
         parameters: {
             query?: {
@@ -3616,6 +3775,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GatewayOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_fleet_health_history: {
+        parameters: {
+            query?: {
+                /** @description ISO 8601 date-time (UTC if no offset); default 24 hours ago */
+                since?: string | null;
+                /** @description bucket width: seconds, or 30s, 5m, 1h, 1d; default 1h */
+                step?: string | null;
+                /** @description Organization; optional when the caller belongs to only one */
+                org_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetHealthHistory"];
                 };
             };
             /** @description Validation Error */

@@ -155,6 +155,59 @@ class GatewayStatusChanged(Event):
         return cls(changes=tuple(changes))
 
 
+@dataclass(frozen=True)
+class HealthChange:
+    """One gateway's stored health changed (``from_health`` None: it was just created)."""
+
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    from_health: str | None
+    to_health: str
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class GatewayHealthChanged(Event):
+    """Health transitions one write committed (a presence flush, a health sweep, a
+    deactivation, a registration): one event per write, not one per gateway."""
+
+    kind: ClassVar[str] = "gateway.health_changed"
+    changes: tuple[HealthChange, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "changes": [
+                {
+                    "gateway_id": str(c.gateway_id),
+                    "org_id": str(c.org_id),
+                    "from": c.from_health,
+                    "to": c.to_health,
+                    "reason": c.reason,
+                    "at": c.at.isoformat(),
+                }
+                for c in self.changes
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Self:
+        changes = []
+        for c in body.get("changes") or ():
+            changes.append(
+                HealthChange(
+                    gateway_id=uuid.UUID(str(c["gateway_id"])),
+                    org_id=uuid.UUID(str(c["org_id"])),
+                    from_health=None if c.get("from") is None else str(c["from"]),
+                    to_health=str(c["to"]),
+                    reason=None if c.get("reason") is None else str(c["reason"]),
+                    at=datetime.fromisoformat(str(c["at"])),
+                )
+            )
+        return cls(changes=tuple(changes))
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -166,6 +219,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ConfigChanged,
         DeploymentProgressed,
         GatewayStatusChanged,
+        GatewayHealthChanged,
     )
 }
 

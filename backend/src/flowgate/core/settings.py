@@ -52,6 +52,10 @@ class Settings(BaseSettings):
 
     health_healthy_seconds: float = Field(default=60, gt=0)
     health_warning_seconds: float = Field(default=300, gt=0)
+    #: The health sweep (flowgate.gateways.sweep): how often, fleet-wide, the stored health of
+    #: silent gateways is aged, and how long health transitions are kept.
+    health_sweep_seconds: float = Field(default=5.0, gt=0, le=60)
+    health_history_days: float = Field(default=30, gt=0)
 
     #: How often buffered heartbeat state (last_seen, versions, metrics) is written in one batch.
     flush_interval_seconds: float = Field(default=5.0, gt=0, le=30)

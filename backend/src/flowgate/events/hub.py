@@ -41,6 +41,7 @@ from flowgate.core.events import (
     ConfigChanged,
     DeploymentProgressed,
     GatewayChanged,
+    GatewayHealthChanged,
     GatewayRegistered,
     GatewayRevoked,
     GatewayStatusChanged,
@@ -48,7 +49,7 @@ from flowgate.core.events import (
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import repository
-from flowgate.gateways.health import compute_health
+from flowgate.gateways.health import SCORES, compute_health
 from flowgate.gateways.models import GatewayStatus
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ QUEUE_LIMIT = 1000
 RETRY_MILLISECONDS = 3000
 
 _OPEN, _OVERFLOW, _CLOSED = "open", "overflow", "closed"
+#: Health transitions that come without a status change (so without a ``gateway.status``).
+QUIET_REASONS = frozenset({"heartbeat", "silent", "reconciled"})
 
 
 def frame(name: str, payload: dict[str, Any]) -> bytes:
@@ -313,6 +316,52 @@ class EventHub:
             "gateway.status",
             self._status_payload(event.gateway_id, event.org_id, GatewayStatus.inactive, last_seen),
         )
+
+    async def on_health_changed(self, event: GatewayHealthChanged) -> None:
+        """``gateway.health`` for every transition; for those no status change announces (the
+        sweep aged a silent gateway, a heartbeat brought a warning one back), also the
+        ``gateway.status`` frame live views already patch from (looked up once, in the
+        background)."""
+        quiet: dict[uuid.UUID, uuid.UUID] = {}
+        for change in event.changes:
+            if change.org_id not in self._streams:
+                continue
+            self._fan_out(
+                change.org_id,
+                "gateway.health",
+                {
+                    "gateway_id": change.gateway_id,
+                    "org_id": change.org_id,
+                    "from": change.from_health,
+                    "to": change.to_health,
+                    "health_score": SCORES.get(change.to_health, 0),
+                    "reason": change.reason,
+                    "at": change.at,
+                },
+            )
+            if change.reason in QUIET_REASONS:
+                quiet[change.gateway_id] = change.org_id
+        if quiet:
+            task = asyncio.create_task(self._announce_quiet(quiet))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _announce_quiet(self, gateways: dict[uuid.UUID, uuid.UUID]) -> None:
+        try:
+            async with self._unit_of_work() as uow:
+                rows = await repository.status_rows(uow.session, list(gateways))
+        except Exception as exc:
+            log.warning(
+                "could not read gateways whose health changed",
+                extra={"gateways": len(gateways), "error": type(exc).__name__},
+            )
+            return
+        for row in rows:
+            self._fan_out(
+                row.org_id,
+                "gateway.status",
+                self._status_payload(row.gateway_id, row.org_id, row.status, row.last_seen),
+            )
 
     async def on_changed(self, event: GatewayChanged) -> None:
         self._fan_out(

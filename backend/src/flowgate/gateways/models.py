@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowgate.core.db import Base, utcnow
@@ -27,6 +27,10 @@ class Gateway(Base):
         UniqueConstraint("org_id", "instance_id"),
         Index("ix_gateways_org_id_name_id", "org_id", "name", "id"),
         Index("ix_gateways_org_id_status", "org_id", "status", "last_seen"),
+        # The list's health filter walks this in (name, id) order; the sweep finds gateways
+        # whose stored health is out of step with the rule through the second one.
+        Index("ix_gateways_org_id_health", "org_id", "health", "name", "id"),
+        Index("ix_gateways_health_status", "health", "status", "last_seen"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -40,6 +44,12 @@ class Gateway(Base):
         default=GatewayStatus.registered,
     )
     last_seen: Mapped[datetime | None] = mapped_column(index=True)
+    #: The stored health (flowgate.gateways.health): written with every change of status or
+    #: last_seen, and aged by the health sweep; when it last changed and why (the reason the
+    #: trigger copies into ``gateway_health_history``).
+    health: Mapped[str] = mapped_column(String(16), default="unhealthy", server_default="unhealthy")
+    health_changed_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    health_reason: Mapped[str | None] = mapped_column(String(32), default="registered")
     #: Start of the current run of contact (uptime is measured from here).
     active_since: Mapped[datetime | None]
     current_config_version: Mapped[int | None]
@@ -89,3 +99,94 @@ class GatewayLabel(Base):
     #: The gateway's organisation, copied so a selector never has to join ``gateways``.
     org_id: Mapped[uuid.UUID]
     value: Mapped[str] = mapped_column(String(STORED_VALUE_MAX))
+
+
+#: BIGINT ids that autoincrement on SQLite too (there only INTEGER PRIMARY KEY does).
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class GatewayHealthTransition(Base):
+    """One health transition of one gateway (``from_health`` None: the gateway was created).
+    Written by a database trigger on ``gateways`` whenever ``health`` changes, so history and
+    stored health can never disagree; pruned after ``FLOWGATE_HEALTH_HISTORY_DAYS``."""
+
+    __tablename__ = "gateway_health_history"
+    __table_args__ = (
+        Index("ix_gateway_health_history_gateway_id_at", "gateway_id", "at", "id"),
+        Index("ix_gateway_health_history_org_id_at", "org_id", "at"),
+        Index("ix_gateway_health_history_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    gateway_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("gateways.id", ondelete="CASCADE"))
+    org_id: Mapped[uuid.UUID]
+    from_health: Mapped[str | None] = mapped_column(String(16))
+    to_health: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime]
+
+
+class GatewayName(Base):
+    """Each gateway's name, copied by a trigger on ``gateways`` (insert, rename), for name
+    search: the pg_trgm GIN index lives here, not on ``gateways``, because every heartbeat
+    flush rewrites a ``gateways`` row (a new row version, so new entries in every index of that
+    table), which would fill a GIN index's pending list and slow each search down until
+    vacuum. Names change rarely."""
+
+    __tablename__ = "gateway_names"
+    __table_args__ = (
+        # PostgreSQL: a pg_trgm GIN index for ILIKE '%...%' (migration 0009); SQLite: a plain
+        # index (a substring search scans there anyway).
+        Index(
+            "ix_gateway_names_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+    )
+
+    gateway_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("gateways.id", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[uuid.UUID]
+    name: Mapped[str] = mapped_column(String(255))
+
+
+class GatewayCount(Base):
+    """How many of an organisation's gateways have this status and stored health, as of the
+    last compaction of :class:`GatewayCountDelta` (the summary adds the deltas)."""
+
+    __tablename__ = "gateway_counts"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    health: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger())
+
+
+class GatewayCountDelta(Base):
+    """+1/-1 per (organisation, status, health) written by triggers on ``gateways`` (insert,
+    delete, a change of status or health): append-only, so concurrent writers never contend;
+    the health sweep folds them into :class:`GatewayCount`."""
+
+    __tablename__ = "gateway_count_deltas"
+    __table_args__ = (Index("ix_gateway_count_deltas_org_id", "org_id"),)
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    org_id: Mapped[uuid.UUID]
+    status: Mapped[str] = mapped_column(String(16))
+    health: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int]
+
+
+class ScheduledJob(Base):
+    """A fleet-wide periodic job (the health sweep): whoever claims the row when
+    ``next_run_at`` has passed runs it, in the same transaction, so it runs once per interval
+    across every replica."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+    last_run_by: Mapped[str | None] = mapped_column(String(64))

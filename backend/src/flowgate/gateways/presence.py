@@ -10,7 +10,10 @@ read the database, so they always agree with each other. What they show is at mo
 interval old for ``last_seen``, metrics and versions, and a few milliseconds old for status.
 
 A flush that changes statuses publishes one :class:`GatewayStatusChanged` after its commit,
-listing the gateways whose new status it actually wrote (live views follow it).
+listing the gateways whose new status it actually wrote (live views follow it). The same UPDATE
+keeps the stored health true (see :func:`flowgate.gateways.repository.write_presence`); the
+health transitions it made (a database trigger records them in ``gateway_health_history``)
+are published as one :class:`GatewayHealthChanged` after the commit.
 
 Every buffered value carries the credential (OpAMP token digest) it was accepted with, and the
 flush writes it only while the gateway still has that credential (see
@@ -32,7 +35,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from flowgate.core import outage
 from flowgate.core.db import utcnow
-from flowgate.core.events import GatewayStatusChanged, StatusChange
+from flowgate.core.events import GatewayHealthChanged, GatewayStatusChanged, StatusChange
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import repository
 from flowgate.gateways.models import GatewayStatus
@@ -67,9 +70,16 @@ class FlushStats:
 
 
 class Presence:
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], interval: float) -> None:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        interval: float,
+        healthy_seconds: float = 60,
+        warning_seconds: float = 300,
+    ) -> None:
         self._unit_of_work = unit_of_work
         self._interval = interval
+        self._thresholds = (healthy_seconds, warning_seconds)
         self._pending: dict[uuid.UUID, Pending] = {}
         #: Status as last written (or loaded), to tell a transition from a refresh.
         self._known_status: dict[uuid.UUID, GatewayStatus] = {}
@@ -199,7 +209,14 @@ class Presence:
     async def _write(self, batch: dict[uuid.UUID, Pending]) -> int:
         rows = [pending.row(gateway_id) for gateway_id, pending in batch.items()]
         async with self._unit_of_work() as uow:
-            statements = await repository.write_presence(uow.session, rows, utcnow())
+            now = utcnow()
+            rule = repository.HealthRule(now, *self._thresholds)
+            statements = await repository.write_presence(uow.session, rows, now, rule)
+            # The health transitions this write made (recorded by the trigger), announced
+            # after the commit.
+            changes = await repository.health_changes_at(uow.session, now, list(batch))
+            if changes:
+                uow.publish(GatewayHealthChanged(changes=tuple(changes)))
         await self._announce_status_changes(batch)
         return statements
 

@@ -1,8 +1,14 @@
 """The fleet list: keyset pages, filters and the summary counts, all from the database.
 
-Items, filters and summary read the same rows at the same moment, so they always agree (no
-in-memory overlay on one of them). Staleness: ``last_seen``, versions and metrics are at most one
-presence flush old (``FLOWGATE_FLUSH_INTERVAL_SECONDS``); status changes are flushed at once.
+Items, filters and summary all use the *stored* health (``gateways.health``), so they always
+agree (no in-memory overlay on one of them, no rule evaluated at a different moment). The
+summary reads the per-organisation counts the triggers maintain (``gateway_counts`` plus
+``gateway_count_deltas``), never a scan of the fleet. Staleness: ``last_seen``, versions and
+metrics are at most one presence flush old (``FLOWGATE_FLUSH_INTERVAL_SECONDS``); status
+changes are flushed at once; health that changes only with time (a silent gateway going
+healthy -> warning -> unhealthy) at most one health sweep old (``FLOWGATE_HEALTH_SWEEP_SECONDS``).
+The per-gateway views (``GET /gateways/{id}``, ``/health``, ``/status``) evaluate the rule at
+read time.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import base64
 import binascii
 import time
 import uuid
+from datetime import datetime
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,9 +26,9 @@ from flowgate.core.db import utcnow
 from flowgate.core.errors import DomainError
 from flowgate.core.settings import Settings
 from flowgate.gateways import repository
-from flowgate.gateways.health import HEALTH_STATES
-from flowgate.gateways.models import GatewayStatus
-from flowgate.gateways.schemas import FleetSummary, GatewayOut
+from flowgate.gateways.health import HEALTH_STATES, SCORES
+from flowgate.gateways.models import Gateway, GatewayStatus
+from flowgate.gateways.schemas import FleetSummary, GatewayHealthSummary, GatewayOut
 from flowgate.gateways.views import gateway_out
 
 
@@ -61,9 +68,17 @@ async def list_gateways(
     rows = await repository.page(session, org_id, filters, rule, limit=limit + 1, after=after)
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [gateway_out(settings, g, rule.now) for g in rows]
+    items = [_listed(settings, g, rule.now) for g in rows]
     next_cursor = encode_cursor(rows[-1].name, rows[-1].id) if more and rows else None
     return items, next_cursor
+
+
+def _listed(settings: Settings, gateway: Gateway, now: datetime) -> GatewayOut:
+    item = gateway_out(settings, gateway, now)
+    item.health = GatewayHealthSummary(
+        status=gateway.health, health_score=SCORES.get(gateway.health, 0)
+    )
+    return item
 
 
 class SummaryCache:
@@ -92,14 +107,14 @@ class SummaryCache:
 async def fleet_summary(
     session: AsyncSession, settings: Settings, cache: SummaryCache, org_id: uuid.UUID
 ) -> FleetSummary:
-    """Counts by status and health in one grouped query."""
+    """Counts by status and stored health, from the maintained per-organisation counts."""
     cached = cache.get(org_id)
     if cached is not None:
         return cached
     by_status = {s.value: 0 for s in GatewayStatus}
     by_health = dict.fromkeys(HEALTH_STATES, 0)
     total = 0
-    for status, health, count in await repository.counts(session, org_id, _rule(settings)):
+    for status, health, count in await repository.counts(session, org_id):
         by_status[status.value] += count
         by_health[health] += count
         total += count
@@ -111,6 +126,6 @@ async def fleet_summary(
 async def fleet_counts(
     session: AsyncSession, settings: Settings
 ) -> list[tuple[uuid.UUID, GatewayStatus, str, int]]:
-    """Counts by organisation, status and health over the whole fleet, in one grouped query
-    (the fleet gauges of ``/metrics``, computed in the background)."""
-    return await repository.counts_by_org(session, _rule(settings))
+    """Counts by organisation, status and health over the whole fleet, from the maintained
+    counts (the fleet gauges of ``/metrics``, computed in the background)."""
+    return await repository.counts_by_org(session)

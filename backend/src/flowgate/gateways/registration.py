@@ -32,8 +32,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from flowgate.audit import log as audit
 from flowgate.core import jsonsafe
+from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, UnstorableValue
-from flowgate.core.events import GatewayRegistered, GatewayTokenSuperseded
+from flowgate.core.events import GatewayHealthChanged, GatewayRegistered, GatewayTokenSuperseded
 from flowgate.core.security import digest, opamp_token
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
@@ -145,6 +146,15 @@ async def enrol(
         created=created,
     )
     if not created:
+        # A re-registration may bring an offline gateway back (status registered).
+        now = utcnow()
+        rule = repository.HealthRule(
+            now, settings.health_healthy_seconds, settings.health_warning_seconds
+        )
+        await repository.refresh_health(session, [gateway.id], rule, "registered")
+        changes = await repository.health_changes_at(session, now, [gateway.id])
+        if changes:
+            uow.publish(GatewayHealthChanged(changes=tuple(changes)))
         uow.publish(GatewayTokenSuperseded(gateway_id=gateway.id, org_id=gateway.org_id))
     uow.publish(GatewayRegistered(gateway_id=gateway.id, org_id=gateway.org_id, created=created))
     log.info(

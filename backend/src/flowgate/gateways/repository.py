@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    Integer,
     Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -25,21 +27,36 @@ from sqlalchemy import (
     inspect,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from flowgate.core.errors import GatewayNotFound
+from flowgate.core.events import HealthChange
 from flowgate.gateways import labels as label_rules
 from flowgate.gateways.health import (
     HEALTHY,
     OFFLINE,
+    OFFLINE_STATUSES,
     UNHEALTHY,
     WARNING,
+    health_case,
     health_condition,
+    out_of_step,
 )
-from flowgate.gateways.models import Gateway, GatewayLabel, GatewayStatus
+from flowgate.gateways.models import (
+    Gateway,
+    GatewayCount,
+    GatewayCountDelta,
+    GatewayHealthTransition,
+    GatewayLabel,
+    GatewayName,
+    GatewayStatus,
+)
 from flowgate.gateways.selectors import Selector
 
 #: Columns that presence (heartbeats, OpAMP state) may write in batches.
@@ -103,7 +120,23 @@ class HealthRule:
     warning_seconds: float
 
     def condition(self, state: str) -> Any:
+        """The rule evaluated at ``now`` (not the stored column)."""
         return health_condition(state, self.now, self.healthy_seconds, self.warning_seconds)
+
+    def case(self, status: Any, last_seen: Any) -> Any:
+        return health_case(status, last_seen, self.now, self.healthy_seconds, self.warning_seconds)
+
+    def assignments(self, status: Any, last_seen: Any, reason: Any) -> dict[str, Any]:
+        """SET clauses keeping the stored health true for a row getting ``status`` and
+        ``last_seen``: ``health_changed_at`` and ``health_reason`` move only when the health
+        does (SET expressions read the row's old values on both databases)."""
+        new = self.case(status, last_seen)
+        changed = Gateway.health != new
+        return {
+            "health": new,
+            "health_changed_at": case((changed, self.now), else_=Gateway.health_changed_at),
+            "health_reason": case((changed, reason), else_=Gateway.health_reason),
+        }
 
 
 async def page(
@@ -120,47 +153,61 @@ async def page(
     if filters.status is not None:
         query = query.where(Gateway.status == filters.status)
     if filters.health is not None:
-        query = query.where(rule.condition(filters.health))
+        query = query.where(Gateway.health == filters.health)
     if filters.name:
         escaped = filters.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Gateway.name.ilike(f"%{escaped}%", escape="\\"))
+        # Through gateway_names and its trigram index (see GatewayName).
+        names = select(GatewayName.gateway_id).where(
+            GatewayName.org_id == org_id,
+            GatewayName.name.ilike(f"%{escaped}%", escape="\\"),
+        )
+        query = query.where(Gateway.id.in_(names))
     if filters.selector is not None and not filters.selector.empty:
         query = query.where(filters.selector.to_sql(Gateway.id, org_id))
     if after is not None:
         query = query.where(tuple_(Gateway.name, Gateway.id) > tuple_(*after))
+    # The list shows the effective labels only: the two layers they come from (JSON decoded
+    # per row) are not loaded.
+    query = query.options(defer(Gateway.agent_labels), defer(Gateway.manual_labels))
     return list(await session.scalars(query.order_by(Gateway.name, Gateway.id).limit(limit)))
 
 
-async def counts(
-    session: AsyncSession, org_id: uuid.UUID, rule: HealthRule
-) -> list[tuple[GatewayStatus, str, int]]:
-    """(status, health, count) for every combination present in the organisation."""
-    health_expr = case(
-        *((rule.condition(state), state) for state in (OFFLINE, HEALTHY, WARNING)),
-        else_=UNHEALTHY,
-    ).label("health")
-    rows = await session.execute(
-        select(Gateway.status, health_expr, func.count())
-        .where(Gateway.org_id == org_id)
-        .group_by(Gateway.status, health_expr)
+async def counts(session: AsyncSession, org_id: uuid.UUID) -> list[tuple[GatewayStatus, str, int]]:
+    """(status, stored health, count) for every combination present in the organisation: the
+    compacted counts plus the deltas the triggers wrote since (a few rows, never a scan of
+    ``gateways``)."""
+    base = select(GatewayCount.status, GatewayCount.health, GatewayCount.n).where(
+        GatewayCount.org_id == org_id
     )
-    return [(GatewayStatus(s), str(h), int(n)) for s, h, n in rows.all()]
-
-
-async def counts_by_org(
-    session: AsyncSession, rule: HealthRule
-) -> list[tuple[uuid.UUID, GatewayStatus, str, int]]:
-    """(org, status, health, count) over every organisation: :func:`counts` for all at once."""
-    health_expr = case(
-        *((rule.condition(state), state) for state in (OFFLINE, HEALTHY, WARNING)),
-        else_=UNHEALTHY,
-    ).label("health")
+    deltas = select(GatewayCountDelta.status, GatewayCountDelta.health, GatewayCountDelta.n).where(
+        GatewayCountDelta.org_id == org_id
+    )
+    both = base.union_all(deltas).subquery()
     rows = await session.execute(
-        select(Gateway.org_id, Gateway.status, health_expr, func.count()).group_by(
-            Gateway.org_id, Gateway.status, health_expr
+        select(both.c.status, both.c.health, func.sum(both.c.n)).group_by(
+            both.c.status, both.c.health
         )
     )
-    return [(o, GatewayStatus(s), str(h), int(n)) for o, s, h, n in rows.all()]
+    return [(GatewayStatus(s), str(h), int(n)) for s, h, n in rows.all() if int(n or 0) != 0]
+
+
+async def counts_by_org(session: AsyncSession) -> list[tuple[uuid.UUID, GatewayStatus, str, int]]:
+    """(org, status, stored health, count) over every organisation: :func:`counts` for all of
+    them at once, from the maintained counts (never a scan of ``gateways``)."""
+    base = select(GatewayCount.org_id, GatewayCount.status, GatewayCount.health, GatewayCount.n)
+    deltas = select(
+        GatewayCountDelta.org_id,
+        GatewayCountDelta.status,
+        GatewayCountDelta.health,
+        GatewayCountDelta.n,
+    )
+    both = base.union_all(deltas).subquery()
+    rows = await session.execute(
+        select(both.c.org_id, both.c.status, both.c.health, func.sum(both.c.n)).group_by(
+            both.c.org_id, both.c.status, both.c.health
+        )
+    )
+    return [(o, GatewayStatus(s), str(h), int(n)) for o, s, h, n in rows.all() if int(n or 0) != 0]
 
 
 def count_statement(org_id: uuid.UUID, selector: Selector) -> Select[tuple[int]]:
@@ -273,14 +320,25 @@ class PresenceRow:
     metadata: dict[str, Any]
 
 
-async def write_presence(session: AsyncSession, rows: Sequence[PresenceRow], now: datetime) -> int:
+async def write_presence(
+    session: AsyncSession,
+    rows: Sequence[PresenceRow],
+    now: datetime,
+    rule: HealthRule | None = None,
+) -> int:
     """Write buffered presence in as few statements as possible; returns statements issued.
 
     Each row is written only where the gateway's current OpAMP token digest still equals the
     one its values were accepted with: a gateway deactivated (token cleared), deleted or
     re-registered (new token) after the heartbeat was taken is never written over, whichever
     replica buffered it. ``extra_metadata`` patches are merged into the stored object.
+
+    The same UPDATE sets the stored health from the new (or kept) status and last_seen at
+    ``rule.now`` (default thresholds without a rule); a change of it is recorded in the
+    health history by the trigger, with reason ``heartbeat`` (``connected`` / ``disconnected``
+    when the status changes to active / offline).
     """
+    rule = rule or HealthRule(now, 60, 300)
     for row in rows:
         unknown = set(row.values) - PRESENCE_COLUMNS
         if unknown:
@@ -304,11 +362,26 @@ async def write_presence(session: AsyncSession, rows: Sequence[PresenceRow], now
         params["b_id"] = row.gateway_id
         params["b_guard"] = row.guard
         groups.setdefault(key, []).append(params)
+    for params_list in groups.values():
+        for params in params_list:
+            status = params.get("status")
+            params["b_reason"] = (
+                "heartbeat"
+                if status is None
+                else "disconnected"
+                if status in (GatewayStatus.inactive, GatewayStatus.error)
+                else "connected"
+            )
     for key, params_list in groups.items():
+        binds = {name: bindparam(name, type_=table.c[name].type) for name in key}
+        # Typed explicitly: PostgreSQL must deduce one type for a parameter used twice.
+        status = sql_cast(binds["status"], String(16)) if "status" in binds else table.c.status
+        last_seen = binds.get("last_seen", table.c.last_seen)
+        reason = bindparam("b_reason", type_=table.c.health_reason.type)
         stmt = (
             update(table)
             .where(table.c.id == bindparam("b_id"), table.c.opamp_token == bindparam("b_guard"))
-            .values({name: bindparam(name) for name in key})
+            .values({**binds, **rule.assignments(status, last_seen, reason)})
         )
         await session.execute(stmt, params_list)
     relabelled = [r.gateway_id for r in rows if "agent_labels" in r.values]
@@ -450,3 +523,189 @@ async def alert_unhealthy_share(
         )
     ).one()
     return int(total), int(unhealthy)
+
+
+# -- stored health and its history -------------------------------------------------------------
+
+
+async def set_offline(
+    session: AsyncSession, gateway_ids: Sequence[uuid.UUID], now: datetime, reason: str
+) -> None:
+    """Store ``offline`` for gateways whose status was just set inactive or error (offline
+    whatever the thresholds)."""
+    changed = Gateway.health != OFFLINE
+    ids = list(gateway_ids)
+    for start in range(0, len(ids), 1000):
+        await session.execute(
+            update(Gateway)
+            .where(Gateway.id.in_(ids[start : start + 1000]), changed)
+            .values(health=OFFLINE, health_changed_at=now, health_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def refresh_health(
+    session: AsyncSession, gateway_ids: Sequence[uuid.UUID], rule: HealthRule, reason: str
+) -> None:
+    """Recompute the stored health of these gateways from their current status and last_seen
+    (after a write through the ORM changed them, e.g. a re-registration)."""
+    ids = list(gateway_ids)
+    new = rule.case(Gateway.status, Gateway.last_seen)
+    for start in range(0, len(ids), 1000):
+        await session.execute(
+            update(Gateway)
+            .where(Gateway.id.in_(ids[start : start + 1000]), Gateway.health != new)
+            .values(health=new, health_changed_at=rule.now, health_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def health_changes_at(
+    session: AsyncSession, at: datetime, gateway_ids: Sequence[uuid.UUID] | None = None
+) -> list[HealthChange]:
+    """The transitions written at ``at`` (this transaction's, read back to announce them; one
+    probe of the index on ``at``), optionally only these gateways'."""
+    h = GatewayHealthTransition
+    query = select(h.gateway_id, h.org_id, h.from_health, h.to_health, h.reason, h.at).where(
+        h.at == at
+    )
+    rows = [HealthChange(*r) for r in (await session.execute(query.order_by(h.id))).all()]
+    if gateway_ids is None:
+        return rows
+    wanted = set(gateway_ids)
+    return [r for r in rows if r.gateway_id in wanted]
+
+
+async def sweep_health(session: AsyncSession, rule: HealthRule, limit: int) -> int:
+    """Rewrite the stored health of up to ``limit`` gateways out of step with the rule at
+    ``rule.now`` (one UPDATE; the trigger records each transition); returns how many. Gateways
+    that only aged get reason ``silent``; anything else out of step (a row written around the
+    writers, changed thresholds) ``reconciled``. PostgreSQL skips rows another transaction holds
+    (a presence flush is writing them, and sets their health itself)."""
+    new = rule.case(Gateway.status, Gateway.last_seen)
+    aged = and_(
+        Gateway.status.not_in(sorted(OFFLINE_STATUSES)),
+        Gateway.health.in_((HEALTHY, WARNING)),
+        new.in_((WARNING, UNHEALTHY)),
+    )
+    candidates = (
+        select(Gateway.id)
+        .where(out_of_step(rule.now, rule.healthy_seconds, rule.warning_seconds))
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+        # The planner multiplies the selectivities of health, status and last_seen as if they
+        # were independent (they are not: healthy rows have recent last_seen), expects
+        # thousands of matches where there are a few, and with the LIMIT picks a scan of the
+        # whole table; the index ranges are what fits. For the rest of this transaction only.
+        await session.execute(text("SET LOCAL enable_seqscan = off"))
+    result = await session.execute(
+        update(Gateway)
+        .where(Gateway.id.in_(candidates.scalar_subquery()))
+        .values(
+            health=new,
+            health_changed_at=rule.now,
+            health_reason=case((aged, "silent"), else_="reconciled"),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def prune_health_history(session: AsyncSession, before: datetime) -> int:
+    """Delete transitions older than ``before``; returns how many."""
+    result = await session.execute(
+        delete(GatewayHealthTransition)
+        .where(GatewayHealthTransition.at < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def compact_counts(session: AsyncSession) -> None:
+    """Fold the count deltas the triggers appended into ``gateway_counts``. PostgreSQL: one
+    statement that deletes exactly the deltas it adds up (a concurrent writer's uncommitted
+    ones stay for the next time). SQLite: writers are serialised, so read the newest id first."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text(
+                "WITH moved AS (DELETE FROM gateway_count_deltas "
+                "RETURNING org_id, status, health, n) "
+                "INSERT INTO gateway_counts (org_id, status, health, n) "
+                "SELECT org_id, status, health, SUM(n) FROM moved "
+                "GROUP BY org_id, status, health "
+                "ON CONFLICT (org_id, status, health) "
+                "DO UPDATE SET n = gateway_counts.n + EXCLUDED.n"
+            )
+        )
+    else:
+        top = await session.scalar(select(func.max(GatewayCountDelta.id)))
+        if top is None:
+            return
+        await session.execute(
+            text(
+                "INSERT INTO gateway_counts (org_id, status, health, n) "
+                "SELECT org_id, status, health, SUM(n) FROM gateway_count_deltas "
+                "WHERE id <= :top GROUP BY org_id, status, health "
+                "ON CONFLICT (org_id, status, health) "
+                "DO UPDATE SET n = gateway_counts.n + excluded.n"
+            ),
+            {"top": top},
+        )
+        await session.execute(
+            delete(GatewayCountDelta)
+            .where(GatewayCountDelta.id <= top)
+            .execution_options(synchronize_session=False)
+        )
+    await session.execute(
+        delete(GatewayCount).where(GatewayCount.n == 0).execution_options(synchronize_session=False)
+    )
+
+
+async def health_history(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    gateway_id: uuid.UUID,
+    *,
+    since: datetime | None,
+    limit: int,
+    after: tuple[datetime, int] | None,
+) -> list[tuple[int, HealthChange]]:
+    """The gateway's transitions in (at, id) order from ``since``, after the keyset ``after``,
+    as (id, change)."""
+    h = GatewayHealthTransition
+    query = select(h.id, h.gateway_id, h.org_id, h.from_health, h.to_health, h.reason, h.at).where(
+        h.gateway_id == gateway_id, h.org_id == org_id, h.at.is_not(None)
+    )
+    if since is not None:
+        query = query.where(h.at >= since)
+    if after is not None:
+        query = query.where(tuple_(h.at, h.id) > tuple_(*after))
+    rows = await session.execute(query.order_by(h.at, h.id).limit(limit))
+    return [(int(r[0]), HealthChange(*r[1:])) for r in rows.all()]
+
+
+async def health_transition_buckets(
+    session: AsyncSession, org_id: uuid.UUID, since: datetime, step_seconds: int
+) -> list[tuple[int, str | None, str, int]]:
+    """(bucket, from, to, count) of the organisation's transitions after ``since``, bucket =
+    floor((at - since) / step)."""
+    h = GatewayHealthTransition
+    if session.get_bind().dialect.name == "postgresql":
+        seconds: Any = func.extract("epoch", h.at - since)
+    else:
+        # SQLite keeps datetimes as text; julianday() reads it (to ~50 microseconds).
+        since_text = since.astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+        seconds = (func.julianday(h.at) - func.julianday(since_text)) * 86400.0
+    # floor() on PostgreSQL; SQLite has it only when built with its math functions, so there
+    # the quotient (positive: at > since) is truncated with CAST, which is floor for it.
+    quotient = seconds / step_seconds
+    postgres = session.get_bind().dialect.name == "postgresql"
+    bucket = (func.floor(quotient) if postgres else sql_cast(quotient, Integer)).label("bucket")
+    rows = await session.execute(
+        select(bucket, h.from_health, h.to_health, func.count())
+        .where(h.org_id == org_id, h.at > since)
+        .group_by(bucket, h.from_health, h.to_health)
+    )
+    return [(int(b), f, str(t), int(n)) for b, f, t, n in rows.all()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Header, Query, Response, status
@@ -13,18 +14,28 @@ from flowgate.core.deps import SessionDep, SettingsDep, UowDep
 from flowgate.core.errors import InvalidRegistrationToken
 from flowgate.core.routing import api_router
 from flowgate.core.security import bearer_token
-from flowgate.gateways import queries, registration, repository, selectors, service, views
+from flowgate.gateways import (
+    history,
+    queries,
+    registration,
+    repository,
+    selectors,
+    service,
+    views,
+)
 from flowgate.gateways.deps import SummaryCacheDep
 from flowgate.gateways.health import HEALTH_STATES
 from flowgate.gateways.models import GatewayStatus
 from flowgate.gateways.schemas import (
     ConfigOut,
+    FleetHealthHistory,
     GatewayCount,
     GatewayOut,
     GatewayPage,
     GatewayRegister,
     GatewayRegistrationResponse,
     GatewayUpdate,
+    HealthHistoryPage,
     HealthOut,
     MetricsOut,
     StatusOut,
@@ -33,6 +44,7 @@ from flowgate.gateways.schemas import (
 from flowgate.tokens import service as tokens
 
 router = api_router(prefix="/api/v1/gateways", tags=["gateways"])
+fleet_router = api_router(prefix="/api/v1/fleet", tags=["fleet"])
 
 HealthFilter = Annotated[
     str | None, Query(pattern="^(" + "|".join(HEALTH_STATES) + ")$", description="health state")
@@ -149,6 +161,25 @@ async def get_gateway_health(
     return views.health_out(settings, gateway, utcnow())
 
 
+@router.get("/{gateway_id}/health/history", operation_id="get_gateway_health_history")
+async def get_gateway_health_history(
+    gateway_id: uuid.UUID,
+    access: ViewerAccess,
+    session: SessionDep,
+    since: Annotated[
+        datetime | None,
+        Query(description="ISO 8601 date-time; transitions at or after it (UTC if no offset)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> HealthHistoryPage:
+    """The gateway's health transitions, oldest first, keyset-paged (``next_cursor``); kept
+    for ``FLOWGATE_HEALTH_HISTORY_DAYS``."""
+    return await history.gateway_history(
+        session, access.org_id, gateway_id, since=since, limit=limit, cursor=cursor
+    )
+
+
 @router.get("/{gateway_id}/version", operation_id="get_gateway_version")
 async def get_gateway_version(
     gateway_id: uuid.UUID, access: ViewerAccess, session: SessionDep
@@ -211,3 +242,23 @@ async def deactivate_gateway(
 async def delete_gateway(gateway_id: uuid.UUID, access: OperatorAccess, uow: UowDep) -> None:
     gateway = await repository.get(uow.session, access.org_id, gateway_id)
     await service.delete(uow, gateway)
+
+
+@fleet_router.get("/health-history", operation_id="get_fleet_health_history")
+async def get_fleet_health_history(
+    access: ViewerAccess,
+    session: SessionDep,
+    settings: SettingsDep,
+    since: Annotated[
+        datetime | None,
+        Query(description="ISO 8601 date-time (UTC if no offset); default 24 hours ago"),
+    ] = None,
+    step: Annotated[
+        str | None,
+        Query(max_length=16, description="bucket width: seconds, or 30s, 5m, 1h, 1d; default 1h"),
+    ] = None,
+) -> FleetHealthHistory:
+    """How many of the organisation's gateways were healthy, warning, unhealthy and offline
+    at the end of each bucket from ``since`` to now (at most 1000 buckets), reconstructed
+    from the health transitions."""
+    return await history.fleet_history(session, settings, access.org_id, since=since, step=step)

@@ -267,3 +267,44 @@ class RemoteConfigOut(BaseModel):
     config_id: uuid.UUID = Field(description="the gateway's own template (gateway:<instance_id>)")
     deployment_id: uuid.UUID
     delivery: str = Field(description='"pushed" (sent over a live WebSocket), "queued" otherwise')
+
+
+class HealthTransitionOut(BaseModel):
+    """One change of a gateway's stored health (``from`` null: the gateway was created)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str | None = Field(alias="from", serialization_alias="from")
+    to: str
+    reason: str | None = Field(
+        description="heartbeat, connected, disconnected, silent (no contact within the "
+        "threshold), deactivated, registered, reconciled, migrated"
+    )
+    at: datetime
+
+
+class HealthHistoryPage(BaseModel):
+    gateway_id: uuid.UUID
+    items: list[HealthTransitionOut]
+    next_cursor: str | None
+
+
+class FleetHealthPoint(BaseModel):
+    """How many of the organisation's gateways had each health at ``end`` (the end of the
+    bucket [start, end); the last bucket ends now)."""
+
+    start: datetime
+    end: datetime
+    healthy: int
+    warning: int
+    unhealthy: int
+    offline: int
+    total: int
+    transitions: int
+
+
+class FleetHealthHistory(BaseModel):
+    org_id: uuid.UUID
+    since: datetime
+    step_seconds: int
+    points: list[FleetHealthPoint]

@@ -16,7 +16,7 @@ from flowgate.configs.models import TargetState
 from flowgate.configs.reports import Report, RolloutReports
 from flowgate.core.db import utcnow
 from flowgate.core.errors import InstanceMismatch
-from flowgate.core.events import GatewayChanged, GatewayRevoked
+from flowgate.core.events import GatewayChanged, GatewayHealthChanged, GatewayRevoked
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import repository
 from flowgate.gateways.identity import GatewayIdentity
@@ -130,6 +130,11 @@ async def deactivate(uow: UnitOfWork, gateway: Gateway) -> None:
     gateway.status = GatewayStatus.inactive
     gateway.opamp_token = None
     await uow.session.flush()
+    now = utcnow()
+    await repository.set_offline(uow.session, [gateway.id], now, "deactivated")
+    changes = await repository.health_changes_at(uow.session, now, [gateway.id])
+    if changes:
+        uow.publish(GatewayHealthChanged(changes=tuple(changes)))
     uow.publish(GatewayRevoked(gateway_id=gateway.id, org_id=gateway.org_id, reason="deactivated"))
     log.info("gateway deactivated", extra={"gateway_id": str(gateway.id)})
 
