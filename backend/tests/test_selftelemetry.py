@@ -6,6 +6,7 @@ the SDK is not even imported."""
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 import sys
 import threading
@@ -30,8 +31,11 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 import flowgate
 from tests.support.api import anonymous, login, new_org, superuser_client
+from tests.support.polling import wait_for
 from tests.support.server import ADMIN_EMAIL, ADMIN_PASSWORD, LiveServer
 from tests.support.ws_agent import WsAgent
+
+REDIS = os.environ.get("FLOWGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @dataclass
@@ -196,3 +200,26 @@ def test_without_the_endpoint_the_sdk_is_not_even_imported(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "clean"
+
+
+def test_every_worker_exports_as_its_own_instance(tmp_path: Path, receiver: Receiver) -> None:
+    """``--workers 2``: each worker sets up its own providers after the fork (a provider made
+    before it would have no export thread in the worker) and flushes them on stop."""
+    server = LiveServer(
+        data_dir=tmp_path / "data",
+        database_url=None,
+        extra_env={
+            "FLOWGATE_REDIS_URL": REDIS,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",
+            "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        },
+        args=("--workers", "2"),
+    )
+    try:
+        server.launch().wait_ready(timeout=90)
+        wait_for(lambda: server.full_log().count("Application startup complete.") == 2, timeout=90)
+    finally:
+        server.stop()
+    instances = {resource["service.instance.id"] for resource, _ in receiver.spans()}
+    assert len(instances) == 2, instances
