@@ -5,6 +5,7 @@ the SDK is not even imported."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
 import subprocess
@@ -118,6 +119,24 @@ def receiver() -> Iterator[Receiver]:
     httpd.server_close()
 
 
+async def ws_exchange(server: LiveServer, token: str) -> None:
+    agent = await WsAgent(server.ws_url + "/v1/opamp", token).connect()
+    try:
+        await agent.request(agent.full_state())
+    finally:
+        await agent.close()
+
+
+def enrol_over_http(server: LiveServer, token: str) -> None:
+    agent = WsAgent("unused", token, instance_id=f"otel-{uuid.uuid4().hex[:6]}")
+    opamp = anonymous(server).post(
+        "/v1/opamp",
+        content=agent.full_state().SerializeToString(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"},
+    )
+    assert opamp.status_code == 200, opamp.content
+
+
 def test_own_traces_and_metrics_reach_an_otlp_receiver_without_secrets(
     make_server: Callable[..., LiveServer], receiver: Receiver
 ) -> None:
@@ -137,16 +156,8 @@ def test_own_traces_and_metrics_reach_an_otlp_receiver_without_secrets(
         assert org.heartbeat(gateway, {"status": "healthy"}).status_code in (200, 204)
         assert org.get("/api/v1/gateways").status_code == 200
         enrolment = org.registration_token()
-        agent = WsAgent("unused", enrolment, instance_id=f"otel-{uuid.uuid4().hex[:6]}")
-        opamp = anonymous(server).post(
-            "/v1/opamp",
-            content=agent.full_state().SerializeToString(),
-            headers={
-                "Authorization": f"Bearer {enrolment}",
-                "Content-Type": "application/x-protobuf",
-            },
-        )
-        assert opamp.status_code == 200, opamp.content
+        enrol_over_http(server, enrolment)
+        asyncio.run(ws_exchange(server, gateway["opamp_token"]))
         assert admin.get("/healthz").status_code == 200
     server.stop()
 
@@ -165,7 +176,7 @@ def test_own_traces_and_metrics_reach_an_otlp_receiver_without_secrets(
     statements = [a.get("db.statement") or a.get("db.query.text") or "" for a in sql]
     assert any("gateways" in s for s in statements), statements
     # OpAMP: one sampled span per message, never the HTTP instrumentation's.
-    assert "opamp-http" in by_name, sorted(by_name)
+    assert {"opamp-http", "opamp-ws connect", "opamp-ws"} <= set(by_name), sorted(by_name)
     targets = [str(a.get("http.target", a.get("url.path", ""))) for a in by_name.values()]
     assert not any(t.endswith("/v1/opamp") for t in targets), targets
     assert "/healthz" not in routes  # probes are not traced
@@ -213,13 +224,25 @@ def test_every_worker_exports_as_its_own_instance(tmp_path: Path, receiver: Rece
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "600000",
             "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+            "FLOWGATE_OTEL_OPAMP_SAMPLE_RATIO": "0",
         },
         args=("--workers", "2"),
     )
     try:
         server.launch().wait_ready(timeout=90)
         wait_for(lambda: server.full_log().count("Application startup complete.") == 2, timeout=90)
+        # An unsampled OpAMP message: no span, and none for the queries it made (the enrolment
+        # inserts a gateway), whichever worker took it.
+        with superuser_client(server) as admin:
+            org = new_org(server, admin)
+            enrol_over_http(server, org.registration_token())
     finally:
         server.stop()
-    instances = {resource["service.instance.id"] for resource, _ in receiver.spans()}
+    spans = receiver.spans()
+    instances = {resource["service.instance.id"] for resource, _ in spans}
     assert len(instances) == 2, instances
+    names = {span.name for _, span in spans}
+    assert "POST /api/v1/registration-tokens" in names, sorted(names)
+    assert not any(name.startswith("opamp") for name in names), sorted(names)
+    statements = [str(attrs(span.attributes).get("db.statement", "")) for _, span in spans]
+    assert not any(s.startswith("INSERT INTO gateways") for s in statements), statements
