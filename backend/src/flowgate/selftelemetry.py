@@ -87,20 +87,19 @@ class SelfTelemetry:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
 
-    def _shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Flush spans and metrics, both at once and off the event loop: an unreachable receiver
+        delays the stop by at most ``OTEL_EXPORTER_OTLP_TIMEOUT`` (10 s), not twice that."""
         global opamp_span
         opamp_span = _off
-        try:
-            self.tracer_provider.shutdown()  # exports what the batch processor still holds
-        finally:
-            self.meter_provider.shutdown()  # a last collection, exported
-
-    async def shutdown(self) -> None:
-        """Flush spans and metrics (bounded by ``OTEL_EXPORTER_OTLP_TIMEOUT``) off the loop."""
-        try:
-            await asyncio.to_thread(self._shutdown)
-        except Exception:
-            log.warning("flushing FlowGate's own telemetry failed", exc_info=True)
+        results = await asyncio.gather(
+            asyncio.to_thread(self.tracer_provider.shutdown),  # what the batch still holds
+            asyncio.to_thread(self.meter_provider.shutdown),  # a last collection, exported
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("flushing FlowGate's own telemetry failed", exc_info=result)
 
 
 def install(app: FastAPI, engine: AsyncEngine, settings: Settings) -> SelfTelemetry | None:
