@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from flowgate import __version__
+from flowgate import __version__, selftelemetry
 from flowgate.core.errors import install_error_handlers
 from flowgate.core.headers import SecurityHeaders
 from flowgate.core.limits import RequestLimits
@@ -57,6 +57,7 @@ async def bootstrap(runtime: Runtime) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runtime = build_runtime(settings)
+    own_telemetry: selftelemetry.SelfTelemetry | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await runtime.stop()
             await gcstats.stop(gc_task)
+            if own_telemetry is not None:
+                await own_telemetry.shutdown()  # last: flushes the spans of the stop too
 
     app = FastAPI(
         title="FlowGate",
@@ -154,4 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         skip_prefixes=OPAMP_PATHS,
     )
     app.add_middleware(SecurityHeaders)  # added last = outermost: covers every layer's answers
+    # FlowGate's own traces and metrics: only with OTEL_EXPORTER_OTLP_ENDPOINT set, once per
+    # process (each --workers worker builds its app, so its providers, after the fork).
+    own_telemetry = selftelemetry.install(app, runtime.db.engine, settings)
     return app

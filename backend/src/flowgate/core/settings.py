@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     #: background (one grouped query), never per scrape.
     metrics_token: SecretStr | None = None
     metrics_fleet_seconds: float = Field(default=15, gt=0)
+    #: FlowGate's own traces (flowgate.selftelemetry, on with OTEL_EXPORTER_OTLP_ENDPOINT): the
+    #: share of OpAMP messages traced; the rest run with no span at all.
+    otel_opamp_sample_ratio: float = Field(default=0.01, ge=0, le=1)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_header_bytes: int = Field(default=32 * 1024, ge=4096)

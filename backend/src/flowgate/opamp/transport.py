@@ -25,6 +25,7 @@ import zlib
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from flowgate import selftelemetry
 from flowgate.core import audit, outage
 from flowgate.core.errors import DomainError, NotAuthenticated
 from flowgate.core.security import bearer_token
@@ -96,7 +97,9 @@ class OpAMPEndpoint:
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         else:
-            await self._http(scope, receive, send)
+            # FlowGate's own traces: a span only for a sampled message (a no-op when off).
+            with selftelemetry.opamp_span("opamp-http"):
+                await self._http(scope, receive, send)
 
     # -- plain HTTP ----------------------------------------------------------------------------
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -241,9 +244,10 @@ class OpAMPEndpoint:
             return
         headers = _headers(scope)
         try:
-            cred = await self.auth.authenticate(
-                bearer_token(_decode(headers.get(b"authorization")))
-            )
+            with selftelemetry.opamp_span("opamp-ws connect"):
+                cred = await self.auth.authenticate(
+                    bearer_token(_decode(headers.get(b"authorization")))
+                )
         except DomainError as exc:
             log.info("opamp websocket auth failed")
             await _deny(scope, send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
@@ -323,7 +327,10 @@ class OpAMPEndpoint:
                         last_uid, self.settings.opamp_retry_after_seconds
                     )
                 else:
-                    reply = await self._process(msg, cred, "opamp-ws", self.ws_endpoint, connection)
+                    with selftelemetry.opamp_span("opamp-ws"):
+                        reply = await self._process(
+                            msg, cred, "opamp-ws", self.ws_endpoint, connection
+                        )
                 await connection.deliver(reply)
         except Exception:
             log.exception("opamp websocket failed")
