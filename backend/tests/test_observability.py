@@ -45,6 +45,8 @@ def test_fleet_metrics_follow_the_gateways(make_server: Callable[..., Any]) -> N
         FLOWGATE_HEALTH_HEALTHY_SECONDS="3",
         FLOWGATE_HEALTH_WARNING_SECONDS="6",
         FLOWGATE_FLUSH_INTERVAL_SECONDS="0.2",
+        # Stored health ages by the sweep: tick often enough to see the 3 s "warning" window.
+        FLOWGATE_HEALTH_SWEEP_SECONDS="0.5",
     )
     # Without the token, or with a wrong one: 401, and nothing about the fleet.
     assert anonymous(server).get("/metrics").status_code == 401
