@@ -163,11 +163,38 @@ class ConfigOut(BaseModel):
     )
 
 
+class OwnTelemetryOut(BaseModel):
+    """Numbers derived from the Collector's own metrics (OTLP, ``own_metrics`` offer).
+    Totals are cumulative counts over all signals; rates are per second over the last
+    points received (empty until two exports arrived)."""
+
+    accepted: int | None = None
+    refused: int | None = None
+    sent: int | None = None
+    send_failed: int | None = None
+    accepted_per_second: float | None = None
+    refused_per_second: float | None = None
+    sent_per_second: float | None = None
+    send_failed_per_second: float | None = None
+    cpu_percent: float | None = None
+    memory_rss_bytes: int | None = None
+    heap_alloc_bytes: int | None = None
+    uptime_seconds: float | None = None
+    window_seconds: float | None = None
+    last_updated: datetime | None = None
+
+
 class MetricsOut(BaseModel):
+    """The seed's metrics. ``source`` says where ``logs_processed``, ``errors`` and
+    ``latency_ms`` come from: the newer of the REST heartbeat's ``metrics`` and the
+    Collector's own telemetry."""
+
     logs_processed: int | None
     errors: int | None
     latency_ms: float | None
     last_updated: datetime | None
+    source: Literal["heartbeat", "own_telemetry"] | None = None
+    own_telemetry: OwnTelemetryOut | None = None
 
 
 class AgentOut(BaseModel):

@@ -27,6 +27,7 @@ from flowgate.gateways.schemas import (
     GatewayOut,
     HealthOut,
     MetricsOut,
+    OwnTelemetryOut,
     StatusOut,
     VersionOut,
 )
@@ -75,13 +76,33 @@ def version_out(gateway: Gateway) -> VersionOut:
 
 
 def metrics_out(gateway: Gateway) -> MetricsOut:
+    """The seed's metrics: from the REST heartbeat or the Collector's own telemetry, whichever
+    arrived last (``source``); the own-telemetry numbers are always in ``own_telemetry``."""
     meta = gateway.extra_metadata or {}
+    heartbeat_at = _parse_dt(meta.get("metrics_updated_at"))
+    own = meta.get("own_metrics")
+    own_at = _parse_dt(meta.get("own_metrics_updated_at"))
+    own_out = None
+    if isinstance(own, dict) and own_at is not None:
+        fields = {k: own.get(k) for k in OwnTelemetryOut.model_fields if k != "last_updated"}
+        own_out = OwnTelemetryOut(**fields, last_updated=own_at)
+        if heartbeat_at is None or own_at >= heartbeat_at:
+            return MetricsOut(
+                logs_processed=own.get("logs_processed"),
+                errors=own.get("errors"),
+                latency_ms=own.get("latency_ms"),
+                last_updated=own_at,
+                source="own_telemetry",
+                own_telemetry=own_out,
+            )
     metrics = meta.get("metrics") or {}
     return MetricsOut(
         logs_processed=metrics.get("logs_processed"),
         errors=metrics.get("errors"),
         latency_ms=metrics.get("latency_ms"),
-        last_updated=_parse_dt(meta.get("metrics_updated_at")),
+        last_updated=heartbeat_at,
+        source="heartbeat" if heartbeat_at is not None else None,
+        own_telemetry=own_out,
     )
 
 
