@@ -263,9 +263,12 @@ def derive(series: Any, keys: Any) -> dict[str, Any]:
             rates[family] = rates.get(family, 0.0) + rate[0]
             window = max(window, rate[1])
 
-    def total(prefix: str) -> int | None:
+    def total(prefix: str) -> float | None:
         names = [f"{prefix}_{s}" for s in _SIGNALS if f"{prefix}_{s}" in latest]
-        return int(sum(latest[n] for n in names)) if names else None
+        return sum(latest[n] for n in names) if names else None
+
+    def count(value: float | None) -> int | None:
+        return round(value) if value is not None else None
 
     def per_second(prefix: str) -> float | None:
         names = [f"{prefix}_{s}" for s in _SIGNALS if f"{prefix}_{s}" in rates]
@@ -280,13 +283,13 @@ def derive(series: Any, keys: Any) -> dict[str, Any]:
     uptime = latest.get("otelcol_process_uptime")
     errors = None if refused is None and failed is None else (refused or 0) + (failed or 0)
     return {
-        "logs_processed": int(logs) if logs is not None else None,
-        "errors": errors,
+        "logs_processed": count(logs),
+        "errors": count(errors),
         "latency_ms": None,
-        "accepted": total("otelcol_receiver_accepted"),
-        "refused": refused,
-        "sent": total("otelcol_exporter_sent"),
-        "send_failed": failed,
+        "accepted": count(total("otelcol_receiver_accepted")),
+        "refused": count(refused),
+        "sent": count(total("otelcol_exporter_sent")),
+        "send_failed": count(failed),
         "accepted_per_second": per_second("otelcol_receiver_accepted"),
         "refused_per_second": per_second("otelcol_receiver_refused"),
         "sent_per_second": per_second("otelcol_exporter_sent"),
