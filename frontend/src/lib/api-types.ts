@@ -2215,7 +2215,12 @@ export interface components {
              */
             created_at: string;
         };
-        /** MetricsOut */
+        /**
+         * MetricsOut
+         * @description The seed's metrics. ``source`` says where ``logs_processed``, ``errors`` and
+         *     ``latency_ms`` come from: the newer of the REST heartbeat's ``metrics`` and the
+         *     Collector's own telemetry.
+         */
         MetricsOut: {
             /** Logs Processed */
             logs_processed: number | null;
@@ -2225,6 +2230,9 @@ export interface components {
             latency_ms: number | null;
             /** Last Updated */
             last_updated: string | null;
+            /** Source */
+            source?: ("heartbeat" | "own_telemetry") | null;
+            own_telemetry?: components["schemas"]["OwnTelemetryOut"] | null;
         };
         /** OrgCreate */
         OrgCreate: {
@@ -2256,6 +2264,42 @@ export interface components {
             /** Name */
             name: string;
             role: components["schemas"]["Role"];
+        };
+        /**
+         * OwnTelemetryOut
+         * @description Numbers derived from the Collector's own metrics (OTLP, ``own_metrics`` offer).
+         *     Totals are cumulative counts over all signals; rates are per second over the last
+         *     points received (empty until two exports arrived).
+         */
+        OwnTelemetryOut: {
+            /** Accepted */
+            accepted?: number | null;
+            /** Refused */
+            refused?: number | null;
+            /** Sent */
+            sent?: number | null;
+            /** Send Failed */
+            send_failed?: number | null;
+            /** Accepted Per Second */
+            accepted_per_second?: number | null;
+            /** Refused Per Second */
+            refused_per_second?: number | null;
+            /** Sent Per Second */
+            sent_per_second?: number | null;
+            /** Send Failed Per Second */
+            send_failed_per_second?: number | null;
+            /** Cpu Percent */
+            cpu_percent?: number | null;
+            /** Memory Rss Bytes */
+            memory_rss_bytes?: number | null;
+            /** Heap Alloc Bytes */
+            heap_alloc_bytes?: number | null;
+            /** Uptime Seconds */
+            uptime_seconds?: number | null;
+            /** Window Seconds */
+            window_seconds?: number | null;
+            /** Last Updated */
+            last_updated?: string | null;
         };
         /** PasswordChange */
         PasswordChange: {
