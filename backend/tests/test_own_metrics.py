@@ -23,11 +23,17 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
     ScopeMetrics,
     Sum,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from flowgate.opamp.proto import opamp_pb2
 from tests.support.api import Org
 from tests.support.polling import wait_for
-from tests.support.ws_agent import DEFAULT_CAPS, REPORTS_OWN_METRICS, WsAgent
+from tests.support.ws_agent import (
+    ACCEPTS_OPAMP_CONNECTION_SETTINGS,
+    DEFAULT_CAPS,
+    REPORTS_OWN_METRICS,
+    WsAgent,
+)
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 START = 1_700_000_000_000_000_000
@@ -202,3 +208,36 @@ def test_ingestion_refuses_bad_credentials_garbage_and_oversize(org: Org) -> Non
     assert as_json.status_code == 200, as_json.text
     # nothing of the refused exports reached the gateway
     assert _status_metrics(org, gw["id"])["own_telemetry"] is None
+
+
+async def test_enrolled_agent_gets_both_parts_with_its_new_token(org: Org) -> None:
+    token = org.registration_token(max_uses=None)
+    caps = DEFAULT_CAPS | REPORTS_OWN_METRICS | ACCEPTS_OPAMP_CONNECTION_SETTINGS
+    url = org.server.ws_url + "/api/v1/opamp/v1/opamp"
+    async with WsAgent(url, token, capabilities=caps, name="own-enrol") as agent:
+        offer = (await agent.request(agent.full_state())).connection_settings
+    opamp_headers = {h.key: h.value for h in offer.opamp.headers.headers}
+    own_headers = {h.key: h.value for h in offer.own_metrics.headers.headers}
+    assert own_headers == opamp_headers  # the gateway's own token, not the registration token
+    assert own_headers["Authorization"] != f"Bearer {token}"
+    # an agent on the /api path is offered the /api ingestion path
+    assert offer.own_metrics.destination_endpoint == org.server.url + "/api/v1/otlp/v1/metrics"
+    resp = httpx.post(
+        offer.own_metrics.destination_endpoint,
+        content=collector_export(0, 1.0).SerializeToString(),
+        headers={**PROTOBUF, **own_headers},
+    )
+    assert resp.status_code == 200, resp.text
+    (gw,) = org.get("/api/v1/gateways", name="own-enrol").json()["items"]
+    metrics = wait_for(
+        lambda: (m := _status_metrics(org, gw["id"]))["source"] == "own_telemetry" and m
+    )
+    assert metrics["logs_processed"] == 1000
+    scrape = httpx.get(org.server.url + "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
+    accepted = [
+        s.value
+        for s in families["flowgate_own_metrics_exports"].samples
+        if s.name.endswith("_total") and s.labels == {"result": "accepted"}
+    ]
+    assert accepted and accepted[0] >= 1

@@ -352,6 +352,7 @@ class OpAMPAgents:
 
     async def on_revoked(self, event: GatewayRevoked) -> None:
         """The gateway was deactivated or deleted: close its socket, forget the agent."""
+        self.own_metrics.forget(event.gateway_id)
         agent = self._by_gateway.get(event.gateway_id)
         if agent is None:
             return

@@ -26,6 +26,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from starlette.requests import ClientDisconnect
 
+from flowgate import telemetry
 from flowgate.core import outage
 from flowgate.core.db import utcnow
 from flowgate.core.errors import DomainError
@@ -41,8 +42,29 @@ _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
 _RETRY_AFTER_SECONDS = 30
 
+EXPORTS = telemetry.Counter(
+    "flowgate_own_metrics_exports",
+    "OTLP exports of the Collectors' own metrics, by result",
+    ("result",),
+    known=tuple(
+        (r,)
+        for r in (
+            "accepted",
+            "unauthorized",
+            "bad_request",
+            "too_large",
+            "unsupported",
+            "unavailable",
+        )
+    ),
+)
+
+
+_RESULTS = {400: "bad_request", 401: "unauthorized", 413: "too_large", 415: "unsupported"}
+
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    EXPORTS.inc(_RESULTS.get(status, "unavailable"))
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
@@ -104,7 +126,7 @@ async def export_metrics(request: Request) -> Response:
     except own_metrics.BadExport as exc:
         return _error(400, str(exc))
     except ClientDisconnect:
-        return Response(status_code=400)
+        return _error(400, "the client went away")
     gateway_id = cred.ident.gateway_id
     found = own_metrics.samples(export)
     if found:
@@ -114,6 +136,7 @@ async def export_metrics(request: Request) -> Response:
             cred.ident.token_digest or "",
             metadata={"own_metrics": derived, "own_metrics_updated_at": utcnow().isoformat()},
         )
+    EXPORTS.inc("accepted")
     reply = ExportMetricsServiceResponse()
     if media_type == _JSON:
         return Response(b"{}", media_type=_JSON)
