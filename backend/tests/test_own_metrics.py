@@ -241,3 +241,17 @@ async def test_enrolled_agent_gets_both_parts_with_its_new_token(org: Org) -> No
         if s.name.endswith("_total") and s.labels == {"result": "accepted"}
     ]
     assert accepted and accepted[0] >= 1
+
+
+def test_a_deactivated_gateways_token_no_longer_sends_metrics(org: Org) -> None:
+    gw = org.register()
+    url = org.server.url + "/v1/otlp/v1/metrics"
+    headers = {**PROTOBUF, "Authorization": f"Bearer {gw['opamp_token']}"}
+    body = collector_export(0, 1.0).SerializeToString()
+    assert httpx.post(url, content=body, headers=headers).status_code == 200
+    resp = org.admin.post(f"/api/v1/gateways/{gw['id']}/deactivate", params={"org_id": org.id})
+    assert resp.status_code == 200, resp.text
+    refused = wait_for(
+        lambda: (r := httpx.post(url, content=body, headers=headers)).status_code == 401 and r
+    )
+    assert refused.json()["detail"]

@@ -40,7 +40,6 @@ router = APIRouter(include_in_schema=False)
 
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
-_RETRY_AFTER_SECONDS = 30
 
 EXPORTS = telemetry.Counter(
     "flowgate_own_metrics_exports",
@@ -107,7 +106,8 @@ async def export_metrics(request: Request) -> Response:
             detail = outage.DETAIL
         else:
             raise
-        return _error(503, detail, {"Retry-After": str(_RETRY_AFTER_SECONDS)})
+        retry = str(runtime.settings.opamp_retry_after_seconds)
+        return _error(503, detail, {"Retry-After": retry})
     if cred.kind != "opamp" or cred.ident is None:
         return _unauthorised("Own metrics need the gateway's OpAMP token")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
