@@ -101,11 +101,11 @@ async def _offer(org: Org, token: str, caps: int) -> opamp_pb2.ServerToAgent:
         return await agent.request(agent.full_state())
 
 
-def _status_metrics(org: Org, gateway_id: str) -> dict[str, Any]:
+def _status(org: Org, gateway_id: str) -> dict[str, Any]:
     resp = org.get(f"/api/v1/gateways/{gateway_id}/status")
     assert resp.status_code == 200, resp.text
-    metrics: dict[str, Any] = resp.json()["metrics"]
-    return metrics
+    status: dict[str, Any] = resp.json()
+    return status
 
 
 async def test_own_metrics_offer_ingest_and_status(org: Org) -> None:
@@ -137,18 +137,21 @@ async def test_own_metrics_offer_ingest_and_status(org: Org) -> None:
         )
         assert second.status_code == 200, second.text
 
-    metrics = wait_for(
+    status = wait_for(
         lambda: (
-            (m := _status_metrics(org, gw["id"]))["source"] == "own_telemetry"
-            and (m["own_telemetry"] or {}).get("accepted_per_second") is not None
-            and m
+            (st := _status(org, gw["id"]))["own_telemetry"] is not None
+            and st["own_telemetry"]["accepted_per_second"] is not None
+            and st
         )
     )
+    metrics, derived = status["metrics"], status["own_telemetry"]
+    # the seed's shape, filled from the Collector's own metrics
+    assert set(metrics) == {"logs_processed", "errors", "latency_ms", "last_updated"}
     assert metrics["logs_processed"] == 1500
     assert metrics["errors"] == 3 * 1.5 + 7 * 1.5 == 15
     assert metrics["latency_ms"] is None
-    assert metrics["last_updated"] is not None
-    derived = metrics["own_telemetry"]
+    assert metrics["last_updated"] == derived["last_updated"]
+    assert derived["in_metrics"] is True
     assert derived["accepted"] == (1000 + 200) * 1.5
     assert derived["accepted_per_second"] == 600 / 10  # (1800 - 1200) / 10 s
     assert derived["refused_per_second"] == 0.15
@@ -157,13 +160,17 @@ async def test_own_metrics_offer_ingest_and_status(org: Org) -> None:
     assert derived["cpu_percent"] == 10.0  # (3 - 2) cpu seconds over 10 s
     assert derived["memory_rss_bytes"] == 150_000_000
     assert derived["window_seconds"] == 10
+    assert org.get(f"/api/v1/gateways/{gw['id']}/metrics").json() == metrics
 
     # The REST heartbeat's metrics keep working: the newer source wins.
     hb = org.heartbeat(gw, {"metrics": {"logs_processed": 7, "errors": 1, "latency_ms": 2.5}})
     assert hb.status_code == 200, hb.text
-    metrics = wait_for(lambda: (m := _status_metrics(org, gw["id"]))["source"] == "heartbeat" and m)
+    status = wait_for(
+        lambda: (st := _status(org, gw["id"]))["own_telemetry"]["in_metrics"] is False and st
+    )
+    metrics = status["metrics"]
     assert (metrics["logs_processed"], metrics["errors"], metrics["latency_ms"]) == (7, 1, 2.5)
-    assert metrics["own_telemetry"]["accepted_per_second"] == 60.0
+    assert status["own_telemetry"]["accepted_per_second"] == 60.0
 
 
 async def test_agent_without_the_capability_gets_no_own_metrics_offer(org: Org) -> None:
@@ -207,7 +214,7 @@ def test_ingestion_refuses_bad_credentials_garbage_and_oversize(org: Org) -> Non
     )
     assert as_json.status_code == 200, as_json.text
     # nothing of the refused exports reached the gateway
-    assert _status_metrics(org, gw["id"])["own_telemetry"] is None
+    assert _status(org, gw["id"])["own_telemetry"] is None
 
 
 async def test_enrolled_agent_gets_both_parts_with_its_new_token(org: Org) -> None:
@@ -229,10 +236,8 @@ async def test_enrolled_agent_gets_both_parts_with_its_new_token(org: Org) -> No
     )
     assert resp.status_code == 200, resp.text
     (gw,) = org.get("/api/v1/gateways", name="own-enrol").json()["items"]
-    metrics = wait_for(
-        lambda: (m := _status_metrics(org, gw["id"]))["source"] == "own_telemetry" and m
-    )
-    assert metrics["logs_processed"] == 1000
+    status = wait_for(lambda: (st := _status(org, gw["id"]))["own_telemetry"] and st)
+    assert status["metrics"]["logs_processed"] == 1000
     scrape = httpx.get(org.server.url + "/metrics")
     families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
     accepted = [

@@ -2217,9 +2217,8 @@ export interface components {
         };
         /**
          * MetricsOut
-         * @description The seed's metrics. ``source`` says where ``logs_processed``, ``errors`` and
-         *     ``latency_ms`` come from: the newer of the REST heartbeat's ``metrics`` and the
-         *     Collector's own telemetry.
+         * @description The seed's metrics: from the REST heartbeat's ``metrics`` or the Collector's own
+         *     telemetry, whichever arrived last.
          */
         MetricsOut: {
             /** Logs Processed */
@@ -2230,9 +2229,6 @@ export interface components {
             latency_ms: number | null;
             /** Last Updated */
             last_updated: string | null;
-            /** Source */
-            source?: ("heartbeat" | "own_telemetry") | null;
-            own_telemetry?: components["schemas"]["OwnTelemetryOut"] | null;
         };
         /** OrgCreate */
         OrgCreate: {
@@ -2269,9 +2265,13 @@ export interface components {
          * OwnTelemetryOut
          * @description Numbers derived from the Collector's own metrics (OTLP, ``own_metrics`` offer).
          *     Totals are cumulative counts over all signals; rates are per second over the last
-         *     points received (empty until two exports arrived).
+         *     points received (empty until two exports arrived). ``in_metrics``: the status's
+         *     ``metrics`` (the seed's ``logs_processed``, ``errors``, ``latency_ms``) come from these
+         *     numbers, because they are newer than the REST heartbeat's ``metrics``.
          */
         OwnTelemetryOut: {
+            /** In Metrics */
+            in_metrics: boolean;
             /** Accepted */
             accepted?: number | null;
             /** Refused */
@@ -2298,8 +2298,11 @@ export interface components {
             uptime_seconds?: number | null;
             /** Window Seconds */
             window_seconds?: number | null;
-            /** Last Updated */
-            last_updated?: string | null;
+            /**
+             * Last Updated
+             * Format: date-time
+             */
+            last_updated: string;
         };
         /** PasswordChange */
         PasswordChange: {
@@ -2595,6 +2598,7 @@ export interface components {
             config: components["schemas"]["ConfigOut"];
             metrics: components["schemas"]["MetricsOut"];
             agent?: components["schemas"]["AgentOut"] | null;
+            own_telemetry?: components["schemas"]["OwnTelemetryOut"] | null;
         };
         /**
          * TargetSpec

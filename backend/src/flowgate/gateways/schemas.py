@@ -166,8 +166,11 @@ class ConfigOut(BaseModel):
 class OwnTelemetryOut(BaseModel):
     """Numbers derived from the Collector's own metrics (OTLP, ``own_metrics`` offer).
     Totals are cumulative counts over all signals; rates are per second over the last
-    points received (empty until two exports arrived)."""
+    points received (empty until two exports arrived). ``in_metrics``: the status's
+    ``metrics`` (the seed's ``logs_processed``, ``errors``, ``latency_ms``) come from these
+    numbers, because they are newer than the REST heartbeat's ``metrics``."""
 
+    in_metrics: bool
     accepted: int | None = None
     refused: int | None = None
     sent: int | None = None
@@ -181,20 +184,17 @@ class OwnTelemetryOut(BaseModel):
     heap_alloc_bytes: int | None = None
     uptime_seconds: float | None = None
     window_seconds: float | None = None
-    last_updated: datetime | None = None
+    last_updated: datetime
 
 
 class MetricsOut(BaseModel):
-    """The seed's metrics. ``source`` says where ``logs_processed``, ``errors`` and
-    ``latency_ms`` come from: the newer of the REST heartbeat's ``metrics`` and the
-    Collector's own telemetry."""
+    """The seed's metrics: from the REST heartbeat's ``metrics`` or the Collector's own
+    telemetry, whichever arrived last."""
 
     logs_processed: int | None
     errors: int | None
     latency_ms: float | None
     last_updated: datetime | None
-    source: Literal["heartbeat", "own_telemetry"] | None = None
-    own_telemetry: OwnTelemetryOut | None = None
 
 
 class AgentOut(BaseModel):
@@ -220,6 +220,8 @@ class StatusOut(BaseModel):
     config: ConfigOut
     metrics: MetricsOut
     agent: AgentOut | None = None
+    #: From the Collector's own metrics (absent until it sent some).
+    own_telemetry: OwnTelemetryOut | None = None
 
 
 class GatewayHealthSummary(BaseModel):

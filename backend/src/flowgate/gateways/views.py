@@ -75,35 +75,52 @@ def version_out(gateway: Gateway) -> VersionOut:
     )
 
 
-def metrics_out(gateway: Gateway) -> MetricsOut:
-    """The seed's metrics: from the REST heartbeat or the Collector's own telemetry, whichever
-    arrived last (``source``); the own-telemetry numbers are always in ``own_telemetry``."""
+def _own_metrics(gateway: Gateway) -> tuple[dict[str, Any], datetime, bool] | None:
+    """The stored own-telemetry numbers, when they were written, and whether they are newer
+    than the REST heartbeat's metrics (then they are the seed's metrics)."""
     meta = gateway.extra_metadata or {}
-    heartbeat_at = _parse_dt(meta.get("metrics_updated_at"))
     own = meta.get("own_metrics")
     own_at = _parse_dt(meta.get("own_metrics_updated_at"))
-    own_out = None
-    if isinstance(own, dict) and own_at is not None:
-        fields = {k: own.get(k) for k in OwnTelemetryOut.model_fields if k != "last_updated"}
-        own_out = OwnTelemetryOut(**fields, last_updated=own_at)
-        if heartbeat_at is None or own_at >= heartbeat_at:
-            return MetricsOut(
-                logs_processed=own.get("logs_processed"),
-                errors=own.get("errors"),
-                latency_ms=own.get("latency_ms"),
-                last_updated=own_at,
-                source="own_telemetry",
-                own_telemetry=own_out,
-            )
+    if not isinstance(own, dict) or own_at is None:
+        return None
+    heartbeat_at = _parse_dt(meta.get("metrics_updated_at"))
+    return own, own_at, heartbeat_at is None or own_at >= heartbeat_at
+
+
+def metrics_out(gateway: Gateway) -> MetricsOut:
+    """The seed's metrics: from the REST heartbeat or the Collector's own telemetry, whichever
+    arrived last."""
+    own = _own_metrics(gateway)
+    if own is not None and own[2]:
+        numbers, at, _ = own
+        return MetricsOut(
+            logs_processed=numbers.get("logs_processed"),
+            errors=numbers.get("errors"),
+            latency_ms=numbers.get("latency_ms"),
+            last_updated=at,
+        )
+    meta = gateway.extra_metadata or {}
     metrics = meta.get("metrics") or {}
     return MetricsOut(
         logs_processed=metrics.get("logs_processed"),
         errors=metrics.get("errors"),
         latency_ms=metrics.get("latency_ms"),
-        last_updated=heartbeat_at,
-        source="heartbeat" if heartbeat_at is not None else None,
-        own_telemetry=own_out,
+        last_updated=_parse_dt(meta.get("metrics_updated_at")),
     )
+
+
+_OWN_FIELDS = tuple(
+    k for k in OwnTelemetryOut.model_fields if k not in ("in_metrics", "last_updated")
+)
+
+
+def own_telemetry_out(gateway: Gateway) -> OwnTelemetryOut | None:
+    own = _own_metrics(gateway)
+    if own is None:
+        return None
+    numbers, at, in_metrics = own
+    fields = {k: numbers.get(k) for k in _OWN_FIELDS}
+    return OwnTelemetryOut(in_metrics=in_metrics, last_updated=at, **fields)
 
 
 def _parse_dt(value: Any) -> datetime | None:
@@ -238,6 +255,7 @@ async def status_out(session: AsyncSession, settings: Settings, gateway: Gateway
         config=await config_out(session, gateway),
         metrics=metrics_out(gateway),
         agent=agent_out(gateway),
+        own_telemetry=own_telemetry_out(gateway),
     )
 
 
