@@ -417,7 +417,7 @@ class TelemetryOffer:
     offer's hash so that a changed destination is offered again.
     """
 
-    headers: Mapping[str, str] = field(hash=False)
+    headers: Mapping[str, str] = field(hash=False, repr=False)  # carries the token
     destination_endpoint: str
     hash: bytes = field(init=False)
 
