@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from flowgate.gateways.agent_router import router as agent_router
     from flowgate.gateways.router import fleet_router
     from flowgate.gateways.router import router as gateways_router
+    from flowgate.opamp.own_metrics_router import router as own_metrics_router
     from flowgate.opamp.transport import mount_opamp
     from flowgate.tokens.router import router as tokens_router
     from flowgate.ui.serve import mount_ui
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(push_router)
     app.include_router(events_router)
     app.include_router(audit_router)
+    app.include_router(own_metrics_router)
     for alerting_router in alerting_routers:
         app.include_router(alerting_router)
     mount_opamp(app, runtime.agents, runtime.authenticator, OPAMP_PATHS)

@@ -2215,7 +2215,11 @@ export interface components {
              */
             created_at: string;
         };
-        /** MetricsOut */
+        /**
+         * MetricsOut
+         * @description The seed's metrics: from the REST heartbeat's ``metrics`` or the Collector's own
+         *     telemetry, whichever arrived last.
+         */
         MetricsOut: {
             /** Logs Processed */
             logs_processed: number | null;
@@ -2256,6 +2260,49 @@ export interface components {
             /** Name */
             name: string;
             role: components["schemas"]["Role"];
+        };
+        /**
+         * OwnTelemetryOut
+         * @description Numbers derived from the Collector's own metrics (OTLP, ``own_metrics`` offer).
+         *     Totals are cumulative counts over all signals; rates are per second over the last
+         *     points received (empty until two exports arrived). ``in_metrics``: the status's
+         *     ``metrics`` (the seed's ``logs_processed``, ``errors``, ``latency_ms``) come from these
+         *     numbers, because they are newer than the REST heartbeat's ``metrics``.
+         */
+        OwnTelemetryOut: {
+            /** In Metrics */
+            in_metrics: boolean;
+            /** Accepted */
+            accepted?: number | null;
+            /** Refused */
+            refused?: number | null;
+            /** Sent */
+            sent?: number | null;
+            /** Send Failed */
+            send_failed?: number | null;
+            /** Accepted Per Second */
+            accepted_per_second?: number | null;
+            /** Refused Per Second */
+            refused_per_second?: number | null;
+            /** Sent Per Second */
+            sent_per_second?: number | null;
+            /** Send Failed Per Second */
+            send_failed_per_second?: number | null;
+            /** Cpu Percent */
+            cpu_percent?: number | null;
+            /** Memory Rss Bytes */
+            memory_rss_bytes?: number | null;
+            /** Heap Alloc Bytes */
+            heap_alloc_bytes?: number | null;
+            /** Uptime Seconds */
+            uptime_seconds?: number | null;
+            /** Window Seconds */
+            window_seconds?: number | null;
+            /**
+             * Last Updated
+             * Format: date-time
+             */
+            last_updated: string;
         };
         /** PasswordChange */
         PasswordChange: {
@@ -2551,6 +2598,7 @@ export interface components {
             config: components["schemas"]["ConfigOut"];
             metrics: components["schemas"]["MetricsOut"];
             agent?: components["schemas"]["AgentOut"] | null;
+            own_telemetry?: components["schemas"]["OwnTelemetryOut"] | null;
         };
         /**
          * TargetSpec

@@ -163,7 +163,34 @@ class ConfigOut(BaseModel):
     )
 
 
+class OwnTelemetryOut(BaseModel):
+    """Numbers derived from the Collector's own metrics (OTLP, ``own_metrics`` offer).
+    Totals are cumulative counts over all signals; rates are per second over the last
+    points received (empty until two exports arrived). ``in_metrics``: the status's
+    ``metrics`` (the seed's ``logs_processed``, ``errors``, ``latency_ms``) come from these
+    numbers, because they are newer than the REST heartbeat's ``metrics``."""
+
+    in_metrics: bool
+    accepted: int | None = None
+    refused: int | None = None
+    sent: int | None = None
+    send_failed: int | None = None
+    accepted_per_second: float | None = None
+    refused_per_second: float | None = None
+    sent_per_second: float | None = None
+    send_failed_per_second: float | None = None
+    cpu_percent: float | None = None
+    memory_rss_bytes: int | None = None
+    heap_alloc_bytes: int | None = None
+    uptime_seconds: float | None = None
+    window_seconds: float | None = None
+    last_updated: datetime
+
+
 class MetricsOut(BaseModel):
+    """The seed's metrics: from the REST heartbeat's ``metrics`` or the Collector's own
+    telemetry, whichever arrived last."""
+
     logs_processed: int | None
     errors: int | None
     latency_ms: float | None
@@ -193,6 +220,8 @@ class StatusOut(BaseModel):
     config: ConfigOut
     metrics: MetricsOut
     agent: AgentOut | None = None
+    #: From the Collector's own metrics (absent until it sent some).
+    own_telemetry: OwnTelemetryOut | None = None
 
 
 class GatewayHealthSummary(BaseModel):

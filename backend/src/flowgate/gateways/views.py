@@ -27,6 +27,7 @@ from flowgate.gateways.schemas import (
     GatewayOut,
     HealthOut,
     MetricsOut,
+    OwnTelemetryOut,
     StatusOut,
     VersionOut,
 )
@@ -74,7 +75,30 @@ def version_out(gateway: Gateway) -> VersionOut:
     )
 
 
+def _own_metrics(gateway: Gateway) -> tuple[dict[str, Any], datetime, bool] | None:
+    """The stored own-telemetry numbers, when they were written, and whether they are newer
+    than the REST heartbeat's metrics (then they are the seed's metrics)."""
+    meta = gateway.extra_metadata or {}
+    own = meta.get("own_metrics")
+    own_at = _parse_dt(meta.get("own_metrics_updated_at"))
+    if not isinstance(own, dict) or own_at is None:
+        return None
+    heartbeat_at = _parse_dt(meta.get("metrics_updated_at"))
+    return own, own_at, heartbeat_at is None or own_at >= heartbeat_at
+
+
 def metrics_out(gateway: Gateway) -> MetricsOut:
+    """The seed's metrics: from the REST heartbeat or the Collector's own telemetry, whichever
+    arrived last."""
+    own = _own_metrics(gateway)
+    if own is not None and own[2]:
+        numbers, at, _ = own
+        return MetricsOut(
+            logs_processed=numbers.get("logs_processed"),
+            errors=numbers.get("errors"),
+            latency_ms=numbers.get("latency_ms"),
+            last_updated=at,
+        )
     meta = gateway.extra_metadata or {}
     metrics = meta.get("metrics") or {}
     return MetricsOut(
@@ -83,6 +107,20 @@ def metrics_out(gateway: Gateway) -> MetricsOut:
         latency_ms=metrics.get("latency_ms"),
         last_updated=_parse_dt(meta.get("metrics_updated_at")),
     )
+
+
+_OWN_FIELDS = tuple(
+    k for k in OwnTelemetryOut.model_fields if k not in ("in_metrics", "last_updated")
+)
+
+
+def own_telemetry_out(gateway: Gateway) -> OwnTelemetryOut | None:
+    own = _own_metrics(gateway)
+    if own is None:
+        return None
+    numbers, at, in_metrics = own
+    fields = {k: numbers.get(k) for k in _OWN_FIELDS}
+    return OwnTelemetryOut(in_metrics=in_metrics, last_updated=at, **fields)
 
 
 def _parse_dt(value: Any) -> datetime | None:
@@ -217,6 +255,7 @@ async def status_out(session: AsyncSession, settings: Settings, gateway: Gateway
         config=await config_out(session, gateway),
         metrics=metrics_out(gateway),
         agent=agent_out(gateway),
+        own_telemetry=own_telemetry_out(gateway),
     )
 
 

@@ -38,6 +38,7 @@ from flowgate.gateways.models import GatewayStatus
 from flowgate.gateways.registration import EnrolmentConflict
 from flowgate.opamp import core
 from flowgate.opamp.auth import Admission, Credential, RetryLater
+from flowgate.opamp.own_metrics import OwnMetrics, own_metrics_endpoint
 from flowgate.opamp.proto import opamp_pb2
 from flowgate.opamp.store import AgentStore, Loaded, remote_config
 
@@ -74,6 +75,8 @@ class Agent:
     desired: core.RemoteConfig | None = None
     desired_version: int | None = None
     offer: core.ConnectionSettingsOffer | None = None
+    #: Where to send its own metrics (agents with ReportsOwnMetrics; see own_metrics.py).
+    own_metrics: core.TelemetryOffer | None = None
     connection: Connection | None = None
     last_seen: float = field(default_factory=time.monotonic)
     updated: dict[str, str] = field(default_factory=dict)
@@ -118,6 +121,8 @@ class OpAMPAgents:
         self.store = store
         self.admission = admission
         self.agents: dict[bytes, Agent] = {}
+        #: The Collectors' own metrics received on this replica (recent points only).
+        self.own_metrics = OwnMetrics()
         self._by_gateway: dict[uuid.UUID, Agent] = {}
         self.throttle = Throttle(settings.opamp_max_messages_per_second)
         self.connections = 0
@@ -170,6 +175,7 @@ class OpAMPAgents:
             agent.state,
             desired_config=agent.desired,
             connection_settings=agent.offer,
+            own_metrics=agent.own_metrics,
             duplicate=duplicate,
         )
         if outcome.rejected or outcome.stale:
@@ -278,6 +284,15 @@ class OpAMPAgents:
                 heartbeat_interval_seconds=self.settings.opamp_heartbeat_interval_seconds,
                 destination_endpoint=endpoint,
             )
+        # Own metrics are authorised by the gateway's OpAMP token: the one just issued at
+        # enrolment, or the one the agent presented.
+        token = loaded.offer_token or (cred.token if cred.kind == "opamp" else None)
+        own_metrics = None
+        if token is not None:
+            own_metrics = core.TelemetryOffer(
+                headers={"Authorization": f"Bearer {token}"},
+                destination_endpoint=own_metrics_endpoint(self.settings, endpoint),
+            )
         agent = Agent(
             uid=uid,
             gateway_id=loaded.gateway_id,
@@ -289,6 +304,7 @@ class OpAMPAgents:
             desired=loaded.desired,
             desired_version=loaded.desired_version,
             offer=offer,
+            own_metrics=own_metrics,
             updated=loaded.updated,
             agent_labels=loaded.agent_labels,
         )
@@ -336,6 +352,7 @@ class OpAMPAgents:
 
     async def on_revoked(self, event: GatewayRevoked) -> None:
         """The gateway was deactivated or deleted: close its socket, forget the agent."""
+        self.own_metrics.forget(event.gateway_id)
         agent = self._by_gateway.get(event.gateway_id)
         if agent is None:
             return

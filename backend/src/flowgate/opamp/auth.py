@@ -13,7 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from flowgate.core.db import utcnow
@@ -47,6 +47,9 @@ class Credential:
     org_id: uuid.UUID
     ident: GatewayIdentity | None = None
     token_id: uuid.UUID | None = None
+    #: The gateway's OpAMP token as presented (kind ``opamp`` only), so the own-metrics offer
+    #: can carry it; never printed (``repr=False``) nor compared.
+    token: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def shared(self) -> bool:
@@ -99,7 +102,7 @@ class Authenticator:
         if not token:
             raise NotAuthenticated("Missing bearer token")
         if token.count(".") == 2:  # a JWT: the gateway's OpAMP token
-            return Credential("opamp", *await self._opamp(token))
+            return Credential("opamp", *await self._opamp(token), token=token)
         key = digest(token)
         cached = self._registration_cache.get(key)
         if cached is not None and cached[0] > time.monotonic():

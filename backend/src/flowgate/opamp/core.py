@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -54,6 +55,7 @@ __all__ = [
     "REPORTS_CONNECTION_SETTINGS_STATUS",
     "REPORTS_EFFECTIVE_CONFIG",
     "REPORTS_HEALTH",
+    "REPORTS_OWN_METRICS",
     "REPORTS_PACKAGE_STATUSES",
     "REPORTS_REMOTE_CONFIG",
     "REPORTS_STATUS",
@@ -69,6 +71,7 @@ __all__ = [
     "Outcome",
     "ProtocolError",
     "RemoteConfig",
+    "TelemetryOffer",
     "agent_capability_names",
     "config_hash",
     "decode_agent_message",
@@ -95,6 +98,7 @@ ACCEPTS_OPAMP_CONNECTION_SETTINGS: Final = int(
     opamp_pb2.AgentCapabilities_AcceptsOpAMPConnectionSettings
 )
 REPORTS_HEALTH: Final = int(opamp_pb2.AgentCapabilities_ReportsHealth)
+REPORTS_OWN_METRICS: Final = int(opamp_pb2.AgentCapabilities_ReportsOwnMetrics)
 REPORTS_REMOTE_CONFIG: Final = int(opamp_pb2.AgentCapabilities_ReportsRemoteConfig)
 REPORTS_AVAILABLE_COMPONENTS: Final = int(opamp_pb2.AgentCapabilities_ReportsAvailableComponents)
 REPORTS_CONNECTION_SETTINGS_STATUS: Final = int(
@@ -380,13 +384,7 @@ class ConnectionSettingsOffer:
             raise ValueError(
                 "destination_endpoint must be a ws://, wss://, http:// or https:// URL"
             )
-        headers: dict[str, str] = {}
-        for key, value in self.headers.items():
-            if not isinstance(key, str) or not isinstance(value, str) or not key:
-                raise ValueError("headers must map non-empty str names to str values")
-            if any(c in key + value for c in "\r\n\0"):
-                raise ValueError(f"header {key!r} contains a forbidden control character")
-            headers[key] = value
+        headers = _checked_headers(self.headers)
         object.__setattr__(self, "headers", MappingProxyType(headers))
         digest = hashlib.sha256()
         _put(digest, self.destination_endpoint.encode("utf-8"))
@@ -405,6 +403,97 @@ class ConnectionSettingsOffer:
         for key in sorted(self.headers):
             opamp.headers.headers.add(key=key, value=self.headers[key])
         return opamp_pb2.ConnectionSettingsOffers(hash=self.hash, opamp=opamp)
+
+
+_TELEMETRY_SCHEMES: Final = frozenset({"http", "https"})
+
+
+@dataclass(frozen=True)
+class TelemetryOffer:
+    """Where an agent with ``ReportsOwnMetrics`` should send its own metrics (OTLP/HTTP):
+    ``ConnectionSettingsOffers.own_metrics``. ``destination_endpoint`` is the full URL
+    (including ``/v1/metrics``); ``headers`` are sent with every export, so they carry the
+    credential. ``hash`` is SHA-256 over endpoint and sorted headers; it goes into the
+    offer's hash so that a changed destination is offered again.
+    """
+
+    headers: Mapping[str, str] = field(hash=False, repr=False)  # carries the token
+    destination_endpoint: str
+    hash: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.destination_endpoint)
+        if parts.scheme not in _TELEMETRY_SCHEMES or not parts.netloc:
+            raise ValueError("destination_endpoint must be an http:// or https:// URL")
+        headers = _checked_headers(self.headers)
+        object.__setattr__(self, "headers", MappingProxyType(headers))
+        digest = hashlib.sha256(b"flowgate.own_metrics.v1")
+        _put(digest, self.destination_endpoint.encode("utf-8"))
+        for key in sorted(headers):
+            _put(digest, key.encode("utf-8"))
+            _put(digest, headers[key].encode("utf-8"))
+        object.__setattr__(self, "hash", digest.digest())
+
+    def to_proto(self) -> opamp_pb2.TelemetryConnectionSettings:
+        settings = opamp_pb2.TelemetryConnectionSettings(
+            destination_endpoint=self.destination_endpoint
+        )
+        for key in sorted(self.headers):
+            settings.headers.headers.add(key=key, value=self.headers[key])
+        return settings
+
+
+def _checked_headers(given: Mapping[str, str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in given.items():
+        if not isinstance(key, str) or not isinstance(value, str) or not key:
+            raise ValueError("headers must map non-empty str names to str values")
+        if any(c in key + value for c in "\r\n\0"):
+            raise ValueError(f"header {key!r} contains a forbidden control character")
+        headers[key] = value
+    return headers
+
+
+@dataclass(frozen=True)
+class _Offers:
+    """The connection settings due to one agent (each part allowed by its capabilities)."""
+
+    opamp: ConnectionSettingsOffer | None
+    own_metrics: TelemetryOffer | None
+    hash: bytes
+
+    def to_proto(self) -> opamp_pb2.ConnectionSettingsOffers:
+        if self.opamp is not None:
+            offers = self.opamp.to_proto()
+        else:
+            offers = opamp_pb2.ConnectionSettingsOffers()
+        offers.hash = self.hash
+        if self.own_metrics is not None:
+            offers.own_metrics.CopyFrom(self.own_metrics.to_proto())
+        return offers
+
+
+def _settings_offer(
+    caps: int, opamp: ConnectionSettingsOffer | None, own_metrics: TelemetryOffer | None
+) -> _Offers | None:
+    """What of ``opamp`` and ``own_metrics`` an agent with capabilities ``caps`` may get.
+    With only the OpAMP part the hash is the OpAMP offer's own hash (as before own metrics
+    existed); with own metrics it covers both parts, so a change of either is offered again.
+    Cheap on the hot path: no proto is built and the combined hash is cached."""
+    opamp = opamp if opamp is not None and caps & ACCEPTS_OPAMP_CONNECTION_SETTINGS else None
+    own = own_metrics if own_metrics is not None and caps & REPORTS_OWN_METRICS else None
+    if own is None:
+        return _Offers(opamp, None, opamp.hash) if opamp is not None else None
+    combined = _combined_hash(opamp.hash if opamp is not None else b"", own.hash)
+    return _Offers(opamp, own, combined)
+
+
+@functools.lru_cache(maxsize=4096)
+def _combined_hash(opamp_hash: bytes, own_metrics_hash: bytes) -> bytes:
+    digest = hashlib.sha256(b"flowgate.connection_settings.v1")
+    _put(digest, opamp_hash)
+    _put(digest, own_metrics_hash)
+    return digest.digest()
 
 
 # --- Agent state -----------------------------------------------------------------------
@@ -767,8 +856,8 @@ def _remote_config_due(state: AgentState, desired: RemoteConfig | None) -> bool:
     return state.remote_config_offered_hash != wanted
 
 
-def _connection_settings_due(state: AgentState, offer: ConnectionSettingsOffer | None) -> bool:
-    if offer is None or not state.capabilities & ACCEPTS_OPAMP_CONNECTION_SETTINGS:
+def _connection_settings_due(state: AgentState, offer: _Offers | None) -> bool:
+    if offer is None:  # nothing this agent's capabilities allow
         return False
     wanted = offer.hash.hex()
     if state.connection_settings_status is not None:
@@ -864,6 +953,7 @@ def process(
     *,
     desired_config: RemoteConfig | None = None,
     connection_settings: ConnectionSettingsOffer | None = None,
+    own_metrics: TelemetryOffer | None = None,
     duplicate: bool = False,
     known_components: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Outcome:
@@ -875,7 +965,9 @@ def process(
     they are offered only when the agent's current capabilities allow it and its reported
     (or, for agents that never report, last offered) hash differs. ``duplicate`` tells the
     core that another live connection already uses this uid, which earns the agent a new
-    one. ``known_components`` maps a hex AvailableComponents hash to its component map,
+    one. ``own_metrics`` is where an agent with ``ReportsOwnMetrics`` should send its own
+    metrics; it travels in ``connection_settings`` too (see :func:`_settings_offer`).
+    ``known_components`` maps a hex AvailableComponents hash to its component map,
     learned from any agent, so agents of the same build need not each send the full map.
 
     A message with an invalid ``instance_uid`` is rejected with a BAD_REQUEST
@@ -924,7 +1016,7 @@ def process(
     if lost or gained & ACCEPTS_REMOTE_CONFIG:
         # After a gap the agent may have missed our last offer; re-offer once.
         new.remote_config_offered_hash = None
-    if lost or gained & ACCEPTS_OPAMP_CONNECTION_SETTINGS:
+    if lost or gained & (ACCEPTS_OPAMP_CONNECTION_SETTINGS | REPORTS_OWN_METRICS):
         new.connection_settings_offered_hash = None
 
     try:
@@ -969,9 +1061,11 @@ def process(
             new.remote_config_offered_hash = desired_config.hash.hex()
             config_sent = True
 
-        if connection_settings is not None and _connection_settings_due(new, connection_settings):
-            reply.connection_settings.CopyFrom(connection_settings.to_proto())
-            new.connection_settings_offered_hash = connection_settings.hash.hex()
+        offers = _settings_offer(caps, connection_settings, own_metrics)
+        if _connection_settings_due(new, offers):
+            assert offers is not None
+            reply.connection_settings.CopyFrom(offers.to_proto())
+            new.connection_settings_offered_hash = offers.hash.hex()
             settings_sent = True
 
     if (
@@ -1088,6 +1182,7 @@ def push_message(
     desired_config: RemoteConfig | None,
     *,
     connection_settings: ConnectionSettingsOffer | None = None,
+    own_metrics: TelemetryOffer | None = None,
 ) -> opamp_pb2.ServerToAgent | None:
     """An unprompted ``ServerToAgent`` for a WebSocket push, or ``None`` if nothing is due.
 
@@ -1099,14 +1194,13 @@ def push_message(
     if state.disconnected:
         return None
     send_config = desired_config is not None and _remote_config_due(state, desired_config)
-    send_settings = connection_settings is not None and _connection_settings_due(
-        state, connection_settings
-    )
+    offers = _settings_offer(state.capabilities, connection_settings, own_metrics)
+    send_settings = _connection_settings_due(state, offers)
     if not (send_config or send_settings):
         return None
     msg = opamp_pb2.ServerToAgent(instance_uid=state.instance_uid, capabilities=SERVER_CAPABILITIES)
     if send_config and desired_config is not None:
         msg.remote_config.CopyFrom(desired_config.to_proto())
-    if send_settings and connection_settings is not None:
-        msg.connection_settings.CopyFrom(connection_settings.to_proto())
+    if send_settings and offers is not None:
+        msg.connection_settings.CopyFrom(offers.to_proto())
     return msg
