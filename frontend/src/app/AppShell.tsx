@@ -66,7 +66,7 @@ export function AppShell({ canOperate, canAdmin, role }: { canOperate: boolean; 
           {link("deployments", "Deployments")}
           {link("alerts", "Alerts")}
           {canOperate && link("tokens", "Registration tokens")}
-          {canAdmin && link("audit", "Audit log")}
+          {canAdmin && link("audit", "Audit")}
           {canAdmin && link("admin", "Admin")}
         </nav>
         <span className="topbar__spacer" />

@@ -10,8 +10,8 @@ import { actorText, filtersFrom, objectFilter, objectText, RESULT_TONE } from ".
 
 const FIELDS = [
   ["actor", "Who", "email, key name or id"],
-  ["action", "Action", "alert_rule. or gateway.deactivate"],
-  ["object", "Object", "gateway:<id> or an id"],
+  ["action", "Action", "alert_rule."],
+  ["object", "Object", "gateway:<id>"],
 ] as const;
 
 export function AuditRoute({ canAdmin }: { canAdmin: boolean }) {
