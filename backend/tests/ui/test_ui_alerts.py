@@ -99,8 +99,10 @@ def goto(page: Page, fleet: Fleet, path: str) -> None:
 
 
 def alert_row(page: Page, gateway: str) -> Any:
-    return page.get_by_role("table", name="Alerts").get_by_role("row").filter(
-        has=page.get_by_role("link", name=gateway, exact=True)
+    return (
+        page.get_by_role("table", name="Alerts")
+        .get_by_role("row")
+        .filter(has=page.get_by_role("link", name=gateway, exact=True))
     )
 
 
@@ -277,7 +279,8 @@ def test_the_admin_reads_the_audit_log_of_what_was_just_done(
 ) -> None:
     sign_in(page)
     goto(page, fleet, "agents")
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit", exact=True).click()
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Audit", exact=True).click()
     expect(page).to_have_url(re.compile(r"/audit$"))
     log = page.get_by_role("table", name="Audit log")
     for action in (

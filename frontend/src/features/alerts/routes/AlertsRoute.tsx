@@ -44,7 +44,10 @@ export function AlertsRoute({ canOperate }: { canOperate: boolean }) {
     <div className="page">
       <PageHeader title="Alerts" subtitle="What the alert rules found, newest first. Checked every 30 s by default." />
       <AlertingTabs orgId={orgId} />
-      <div className="filters">
+      <div className="filters alert-filters">
+        <span className="muted" aria-hidden="true">
+          Show
+        </span>
         <div className="segmented" role="tablist" aria-label="Alert state">
           {FILTERS.map(([value, label]) => (
             <button
