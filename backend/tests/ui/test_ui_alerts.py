@@ -145,7 +145,7 @@ def test_add_a_webhook_see_its_secret_once_and_send_a_test(
     assert fleet.receiver.rejected == []
 
 
-def test_create_a_rule(page: Page, fleet: Fleet) -> None:
+def test_create_a_rule(page: Page, fleet: Fleet, shots: Path) -> None:
     sign_in(page)
     goto(page, fleet, "alerts/rules")
     expect(page.get_by_role("heading", name="No alert rules yet")).to_be_visible()
@@ -164,6 +164,7 @@ def test_create_a_rule(page: Page, fleet: Fleet) -> None:
     expect(row).to_contain_text("env=prod")
     expect(row).to_contain_text(CHANNEL)
     expect(row).to_contain_text("enabled")
+    page.screenshot(path=shots / "alert-rules.png")
 
     # A bad selector is the server's 422, shown in the dialog; nothing is created.
     page.get_by_role("button", name="Create rule", exact=True).click()
@@ -219,7 +220,7 @@ def test_a_gateway_that_stops_heartbeating_fires_and_one_that_returns_resolves(
     expect(deliveries).to_contain_text("sent (HTTP 200)")
 
 
-def test_silence_a_firing_alert(page: Page, fleet: Fleet) -> None:
+def test_silence_a_firing_alert(page: Page, fleet: Fleet, shots: Path) -> None:
     sign_in(page)
     goto(page, fleet, "alerts")
     alert_row(page, "edge-us-1").get_by_role("button", name="Silence").click()
@@ -240,6 +241,7 @@ def test_silence_a_firing_alert(page: Page, fleet: Fleet) -> None:
     expect(row).to_contain_text("env=prod,region=us")
     expect(row).to_contain_text("maintenance in us")
     expect(row).to_contain_text("in force")
+    page.screenshot(path=shots / "silences.png")
 
 
 def test_a_viewer_reads_every_alerting_page_without_write_controls(
