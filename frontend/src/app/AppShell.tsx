@@ -64,7 +64,9 @@ export function AppShell({ canOperate, canAdmin, role }: { canOperate: boolean; 
           {link("agents", "Agents")}
           {link("configs", "Configurations")}
           {link("deployments", "Deployments")}
+          {link("alerts", "Alerts")}
           {canOperate && link("tokens", "Registration tokens")}
+          {canAdmin && link("audit", "Audit")}
           {canAdmin && link("admin", "Admin")}
         </nav>
         <span className="topbar__spacer" />

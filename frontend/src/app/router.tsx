@@ -26,6 +26,11 @@ const DeploymentsRoute = lazy(() =>
 const DeploymentRoute = lazy(() =>
   import("@/features/deployments/routes/DeploymentRoute").then((m) => ({ default: m.DeploymentRoute })),
 );
+const AlertsRoute = lazy(() => import("@/features/alerts/routes/AlertsRoute").then((m) => ({ default: m.AlertsRoute })));
+const RulesRoute = lazy(() => import("@/features/alerts/routes/RulesRoute").then((m) => ({ default: m.RulesRoute })));
+const ChannelsRoute = lazy(() => import("@/features/alerts/routes/ChannelsRoute").then((m) => ({ default: m.ChannelsRoute })));
+const SilencesRoute = lazy(() => import("@/features/alerts/routes/SilencesRoute").then((m) => ({ default: m.SilencesRoute })));
+const AuditRoute = lazy(() => import("@/features/audit/routes/AuditRoute").then((m) => ({ default: m.AuditRoute })));
 import { hasSessionCookie, setUnauthorizedHandler } from "@/lib/api-client";
 import { AppShell } from "./AppShell";
 
@@ -90,7 +95,22 @@ function OrgLayout() {
   return <AppShell canOperate={perms.canOperate} canAdmin={perms.canAdmin} role={perms.role} />;
 }
 
-type Page = "agents" | "agent" | "tokens" | "admin" | "configs" | "config" | "new-version" | "diff" | "deployments" | "deployment";
+type Page =
+  | "agents"
+  | "agent"
+  | "tokens"
+  | "admin"
+  | "configs"
+  | "config"
+  | "new-version"
+  | "diff"
+  | "deployments"
+  | "deployment"
+  | "alerts"
+  | "alert-rules"
+  | "alert-channels"
+  | "alert-silences"
+  | "audit";
 
 function OrgPage({ page }: { page: Page }) {
   const { orgId = "" } = useParams();
@@ -108,6 +128,11 @@ function OrgPage({ page }: { page: Page }) {
       {page === "diff" && <DiffRoute />}
       {page === "deployments" && <DeploymentsRoute canOperate={perms.canOperate} />}
       {page === "deployment" && <DeploymentRoute canOperate={perms.canOperate} />}
+      {page === "alerts" && <AlertsRoute canOperate={perms.canOperate} />}
+      {page === "alert-rules" && <RulesRoute canOperate={perms.canOperate} />}
+      {page === "alert-channels" && <ChannelsRoute canOperate={perms.canOperate} />}
+      {page === "alert-silences" && <SilencesRoute canOperate={perms.canOperate} />}
+      {page === "audit" && <AuditRoute canAdmin={perms.canAdmin} />}
     </Suspense>
   );
 }
@@ -146,6 +171,11 @@ export const routes: RouteObject[] = [
           { path: "configs/:configId/diff", element: <OrgPage page="diff" /> },
           { path: "deployments", element: <OrgPage page="deployments" /> },
           { path: "deployments/:deploymentId", element: <OrgPage page="deployment" /> },
+          { path: "alerts", element: <OrgPage page="alerts" /> },
+          { path: "alerts/rules", element: <OrgPage page="alert-rules" /> },
+          { path: "alerts/channels", element: <OrgPage page="alert-channels" /> },
+          { path: "alerts/silences", element: <OrgPage page="alert-silences" /> },
+          { path: "audit", element: <OrgPage page="audit" /> },
         ],
       },
       { path: "*", element: <NotFound /> },
