@@ -2,7 +2,8 @@ import { QueryClient } from "@tanstack/react-query";
 import { createCoalescer } from "@/lib/coalesce";
 import { parseEvent } from "@/lib/events";
 import { gatewayKeys, type Gateway, type GatewayPage } from "./gateways";
-import { applyFleetEvent, applyStatusToPage, patchGateway, removeFromPage, SLOW_MS } from "./live";
+import { healthHistoryKeys } from "./healthHistory";
+import { applyFleetEvent, applyStatusToPage, HISTORY_MS, patchGateway, removeFromPage, SLOW_MS } from "./live";
 
 const gw = (id: string, extra: Partial<Gateway> = {}): Gateway => ({
   id,
@@ -70,6 +71,23 @@ describe("applyFleetEvent", () => {
     expect(qc.getQueryState(gatewayKeys.summary("o"))!.isInvalidated).toBe(false);
     vi.advanceTimersByTime(SLOW_MS);
     expect(qc.getQueryState(gatewayKeys.summary("o"))!.isInvalidated).toBe(true);
+  });
+
+  it("refetches the health history of the fleet and of that gateway, throttled", () => {
+    const { qc, later } = setup();
+    const fleet = healthHistoryKeys.fleet("o", "24h");
+    const mine = healthHistoryKeys.gateway("o", "a", 86_400);
+    const other = healthHistoryKeys.gateway("o", "b", 86_400);
+    for (const key of [fleet, mine, other]) qc.setQueryData(key, { items: [] });
+    const ev = parseEvent("gateway.status", JSON.stringify(STATUS))!;
+    applyFleetEvent(qc, "o", ev, later);
+    applyFleetEvent(qc, "o", ev, later);
+    vi.advanceTimersByTime(HISTORY_MS - 1);
+    expect(qc.getQueryState(fleet)!.isInvalidated).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(qc.getQueryState(fleet)!.isInvalidated).toBe(true);
+    expect(qc.getQueryState(mine)!.isInvalidated).toBe(true);
+    expect(qc.getQueryState(other)!.isInvalidated).toBe(false);
   });
 
   it("refetches first pages (slowly) when the changed gateway is on no cached page", () => {

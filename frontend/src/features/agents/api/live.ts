@@ -10,11 +10,15 @@
  * - `gateway.deleted`: removed from pages, detail dropped, counts refetched.
  * - `gateway.changed` / `config.changed`: those gateways' queries and the lists are refetched.
  * - `overflow` (the server dropped events for this client): everything is refetched.
+ * - Health history (fleet chart, a gateway's timeline): every health change is followed by a
+ *   `gateway.status` carrying the new health, so such an event refetches the fleet chart and
+ *   that gateway's timeline, each at most every HISTORY_MS.
  */
 import type { QueryClient } from "@tanstack/react-query";
 import type { Coalescer } from "@/lib/coalesce";
 import { gatewayIdOf, type FleetEvent, type GatewayStatusData } from "@/lib/events";
 import { gatewayKeys, type Gateway, type GatewayPage, type GatewayStatusReport } from "./gateways";
+import { healthHistoryKeys } from "./healthHistory";
 
 export function patchGateway(gateway: Gateway, data: GatewayStatusData): Gateway {
   const next: Gateway = { ...gateway };
@@ -66,6 +70,8 @@ export function configGatewayIds(event: FleetEvent): string[] {
 
 /** The slow coalescing window (counts; status changes of gateways not on screen). */
 export const SLOW_MS = 2_000;
+/** Health history is refetched at most this often per chart or timeline. */
+export const HISTORY_MS = 5_000;
 
 function isFirstPage(key: readonly unknown[]): boolean {
   const params = key[key.length - 1] as { cursor?: unknown } | undefined;
@@ -108,6 +114,18 @@ export function applyFleetEvent(qc: QueryClient, orgId: string, event: FleetEven
         r ? applyStatusToReport(r, data) : r,
       );
       refreshCounts();
+      if (typeof data.health === "string") {
+        later.schedule(
+          `health-history:fleet:${orgId}`,
+          () => void qc.invalidateQueries({ queryKey: [...healthHistoryKeys.all(orgId), "fleet"] }),
+          HISTORY_MS,
+        );
+        later.schedule(
+          `health-history:gateway:${orgId}:${id}`,
+          () => void qc.invalidateQueries({ queryKey: [...healthHistoryKeys.all(orgId), "gateway", id] }),
+          HISTORY_MS,
+        );
+      }
       return;
     }
     case "gateway.registered":

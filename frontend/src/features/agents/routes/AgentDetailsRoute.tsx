@@ -13,6 +13,7 @@ import { formatDuration } from "@/lib/time";
 import { gatewayQueries, useDeactivateGateway, useDeleteGateway } from "../api/gateways";
 import { AgentConfigViewer } from "../components/AgentConfigViewer";
 import { ComponentHealthList } from "../components/ComponentHealthList";
+import { HealthTimeline } from "../components/HealthTimeline";
 import { LabelsEditor } from "../components/LabelsEditor";
 import { PipelineGraph } from "../components/PipelineGraph";
 import type { HealthNode } from "../lib/pipeline";
@@ -179,6 +180,7 @@ export function AgentDetailsRoute({ canOperate }: { canOperate: boolean }) {
           </p>
         </section>
         <LabelsEditor orgId={orgId} gateway={g} editable={canOperate} />
+        <HealthTimeline orgId={orgId} gatewayId={g.id} current={r.health.status} />
       </div>
 
       <PipelineGraph yaml={runningYaml} health={componentHealth} />

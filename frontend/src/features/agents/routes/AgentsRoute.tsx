@@ -18,6 +18,7 @@ import { AgentFilters } from "../components/AgentFilters";
 import { AgentTable } from "../components/AgentTable";
 import { BulkDeactivateDialog, SetLabelsDialog, type BulkTarget } from "../components/BulkDialogs";
 import { BulkDeployDialog } from "../components/BulkDeploy";
+import { FleetHealthChart } from "../components/FleetHealthChart";
 import { HealthSummaryBar } from "../components/HealthSummaryBar";
 import { addRequirement, normalizeSelector } from "../lib/selector";
 
@@ -147,6 +148,7 @@ export function AgentsRoute({ canOperate }: { canOperate: boolean }) {
         }
       />
       <HealthSummaryBar summary={summary.data} active={filters.health} onPick={(health) => setFilters({ health })} />
+      <FleetHealthChart orgId={orgId} />
       <AgentFilters filters={filters} onChange={setFilters} selectorError={selectorError} />
 
       {canOperate && (selected.size > 0 || allMatching) && (
