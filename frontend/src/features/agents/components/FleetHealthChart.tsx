@@ -90,7 +90,7 @@ export function FleetHealthChart({ orgId }: { orgId: string }) {
             <span>now</span>
           </div>
           <table className="sr-only">
-            <caption>Agents by health at the end of each interval</caption>
+            <caption>Fleet health per interval (counts at its end)</caption>
             <thead>
               <tr>
                 <th scope="col">until</th>

@@ -43,7 +43,7 @@ function HealthStrip({ segments }: { segments: { health: string; start: number; 
             className={`hfill--${s.health}`}
             x={s.start * 1000}
             y={0}
-            width={Math.max(0.5, (s.end - s.start) * 1000)}
+            width={Math.max(4, (s.end - s.start) * 1000)}
             height={10}
           >
             <title>{`${s.health}, ${Math.round((s.end - s.start) * 100)}% of the last 24 h`}</title>
@@ -76,7 +76,9 @@ export function HealthTimeline({ orgId, gatewayId, current }: { orgId: string; g
     const newestFirst = [...items].reverse();
     const visible = newestFirst.slice(0, shown);
     const moreHere = newestFirst.length > shown;
-    const wider = windowIndex < TIMELINE_WINDOWS_SECONDS.length - 1;
+    // Nothing is older than the gateway's creation (the one transition from no health).
+    const created = items[0]?.from === null && !history.data.truncated;
+    const wider = !created && windowIndex < TIMELINE_WINDOWS_SECONDS.length - 1;
     const segments = stripSegments(items, now - DAY_MS, now, current);
     body = (
       <>
@@ -87,12 +89,12 @@ export function HealthTimeline({ orgId, gatewayId, current }: { orgId: string; g
           <ol className="htimeline" aria-label="Health transitions, newest first">
             {visible.map((t, i) => (
               <li className="htimeline__item" key={`${t.at}-${i}`}>
-                <span>
+                <span className="htimeline__change">
                   {t.from ? <HealthIndicator health={t.from} /> : <span className="muted">new</span>}
                   <span aria-label="to"> → </span>
                   <HealthIndicator health={t.to} />
                 </span>
-                <span className="htimeline__reason">{t.reason ? (REASONS[t.reason] ?? t.reason) : ""}</span>
+                <span className="htimeline__reason" title={t.reason ?? undefined}>{t.reason ? (REASONS[t.reason] ?? t.reason) : ""}</span>
                 <span className="htimeline__time" title={formatTimestamp(t.at)}>
                   <RelativeTime iso={t.at} />
                 </span>
