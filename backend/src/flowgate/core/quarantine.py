@@ -36,7 +36,7 @@ class QuarantinedValue(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     table_name: Mapped[str] = mapped_column(String(64))
-    #: The row's primary key as text (a UUID for every FlowGate table).
+    #: The row's primary key as text (a UUID, or a number for the history tables).
     row_id: Mapped[str] = mapped_column(String(64))
     column_name: Mapped[str] = mapped_column(String(64))
     #: The stored text exactly as read (invalid UTF-8 replaced by U+FFFD).
@@ -72,6 +72,8 @@ def json_columns(metadata: sa.MetaData = Base.metadata) -> dict[str, tuple[str, 
     """Every JSON column of the mapped tables, by table (what ``flowgate db check`` scans)."""
     found: dict[str, tuple[str, ...]] = {}
     for table in metadata.sorted_tables:
+        if table.info.get("append_only"):  # UPDATEs refused: nothing can be quarantined
+            continue
         names = tuple(col.name for col in table.columns if isinstance(col.type, JSON))
         if names:
             if [col.name for col in table.primary_key.columns] != ["id"]:
@@ -98,8 +100,14 @@ def _judge(raw: str | bytes, column: str) -> tuple[str, str | None]:
     return text, None
 
 
+def _id_type(table_name: str) -> sa.types.TypeEngine[Any]:
+    """The type of the table's ``id`` (a UUID, or an integer for the history tables)."""
+    mapped = Base.metadata.tables.get(table_name)
+    return mapped.c.id.type if mapped is not None and "id" in mapped.c else sa.Uuid()
+
+
 def _scan_column(connection: Connection, table_name: str, column: str) -> list[Finding]:
-    table = sa.table(table_name, sa.column("id", sa.Uuid()), sa.column(column, JSONType))
+    table = sa.table(table_name, sa.column("id", _id_type(table_name)), sa.column(column, JSONType))
     # The stored text, not the decoded value: decoding is what may fail. SQLite hands back
     # bytes for a BLOB cast, so a row of invalid UTF-8 cannot fail the query either.
     raw_type = sa.LargeBinary() if connection.dialect.name == "sqlite" else Text()
@@ -143,7 +151,7 @@ def _scan_column(connection: Connection, table_name: str, column: str) -> list[F
 
 def scan(connection: Connection, columns: Mapping[str, Sequence[str]]) -> list[Finding]:
     """Quarantine every bad value in ``columns`` (table -> JSON column names; each table has
-    a UUID primary key ``id``) and return what was moved. Reads in batches of 500 rows; the
+    a primary key ``id``) and return what was moved. Reads in batches of 500 rows; the
     caller owns the transaction. Safe to run while a server writes: a value that changed
     after it was read is left for the next scan."""
     findings: list[Finding] = []
