@@ -133,8 +133,28 @@ def test_undecodable_rows_are_served_as_empty_and_db_check_quarantines_them(
     warnings = [line for line in log.splitlines() if "could not be decoded" in line]
     assert any(gw["id"] in line and '"column":"labels"' in line for line in warnings), warnings[-3:]
 
+    # An alert rule's channel list is a JSON array: valid data, which the scan must leave alone.
+    hook = org.admin.post(
+        "/api/v1/notification-channels",
+        params={"org_id": org.id},
+        json={"name": "hook", "url": "http://127.0.0.1:9/hook"},
+    )
+    assert hook.status_code == 201, hook.text
+    rule = org.admin.post(
+        "/api/v1/alert-rules",
+        params={"org_id": org.id},
+        json={
+            "name": "r",
+            "kind": "token_expiring",
+            "hours": 24,
+            "channel_ids": [hook.json()["id"]],
+        },
+    )
+    assert rule.status_code == 201, rule.text
+
     result = server.cli("db", "check")
     lines = set(result.stdout.splitlines())
+    assert not any(line.startswith("alert_rules\t") for line in lines), lines
     for gid, column in bad:
         assert any(line.startswith(f"gateways\t{gid}\t{column}\t") for line in lines), lines
     found = quarantined(server)
@@ -152,6 +172,8 @@ def test_undecodable_rows_are_served_as_empty_and_db_check_quarantines_them(
     )
     assert resp.status_code == 200 and resp.json()["labels"] == {"x": "y"}
     assert_readable(org, gw["id"], other["id"])
+    shown = org.get(f"/api/v1/alert-rules/{rule.json()['id']}").json()
+    assert shown["channel_ids"] == [hook.json()["id"]]
 
 
 def test_db_check_reads_text_that_is_not_utf8(server: LiveServer, org: Org) -> None:

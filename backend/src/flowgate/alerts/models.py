@@ -48,7 +48,8 @@ class AlertRule(Base):
     #: The kind's thresholds: for_minutes, percent, within_minutes or hours.
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     #: Notification channels (ids, as strings) told when an alert of this rule fires/resolves.
-    channel_ids: Mapped[list[str]] = mapped_column(default=list)
+    #: A JSON array (``flowgate db check`` knows from ``info``: it expects objects elsewhere).
+    channel_ids: Mapped[list[str]] = mapped_column(default=list, info={"json": "array"})
     enabled: Mapped[bool] = mapped_column(default=True)
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")

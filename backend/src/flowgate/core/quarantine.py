@@ -82,7 +82,16 @@ def json_columns(metadata: sa.MetaData = Base.metadata) -> dict[str, tuple[str, 
     return found
 
 
-def _judge(raw: str | bytes, column: str) -> tuple[str, str | None]:
+def _shape(table_name: str, column: str) -> type:
+    """What a column's values are: JSON objects, or arrays where the model says so
+    (``info={"json": "array"}``)."""
+    mapped = Base.metadata.tables.get(table_name)
+    if mapped is not None and column in mapped.c and mapped.c[column].info.get("json") == "array":
+        return list
+    return dict
+
+
+def _judge(raw: str | bytes, column: str, shape: type = dict) -> tuple[str, str | None]:
     """(the text to keep, why it is bad or None)."""
     if isinstance(raw, bytes):  # SQLite: read as bytes, so invalid UTF-8 cannot fail the read
         try:
@@ -95,8 +104,8 @@ def _judge(raw: str | bytes, column: str) -> tuple[str, str | None]:
         value = jsonsafe.decode(text, column, jsonsafe.STORED)
     except jsonsafe.UnsafeJSON as exc:
         return text, str(exc)
-    if value is not None and not isinstance(value, dict):
-        return text, f"{column}: not a JSON object"
+    if value is not None and not isinstance(value, shape):
+        return text, f"{column}: not a JSON {'array' if shape is list else 'object'}"
     return text, None
 
 
@@ -112,6 +121,7 @@ def _scan_column(connection: Connection, table_name: str, column: str) -> list[F
     # bytes for a BLOB cast, so a row of invalid UTF-8 cannot fail the query either.
     raw_type = sa.LargeBinary() if connection.dialect.name == "sqlite" else Text()
     raw = sa.cast(table.c[column], raw_type)
+    shape = _shape(table_name, column)
     findings: list[Finding] = []
     last: Any = None
     while True:
@@ -123,14 +133,14 @@ def _scan_column(connection: Connection, table_name: str, column: str) -> list[F
             return findings
         last = rows[-1][0]
         for row_id, stored in rows:
-            text, reason = _judge(stored, column)
+            text, reason = _judge(stored, column, shape)
             if reason is None:
                 continue
             # Only if unchanged since read: a running server may have rewritten it meanwhile.
             reset = connection.execute(
                 sa.update(table)
                 .where(table.c.id == row_id, raw == stored)
-                .values({column: {}})
+                .values({column: [] if shape is list else {}})
                 .execution_options(synchronize_session=False)
             )
             if reset.rowcount != 1:
