@@ -350,7 +350,9 @@ def test_bulk_set_labels_on_all_matching_across_pages(page: Page, fleet: Fleet) 
     try:
         sign_in(page)
         open_agents(page, fleet, "?name=zz-batch&size=25")
-        expect(page.get_by_role("row")).to_have_count(26)  # header + one page
+        # Header + one page (the health chart's own hidden table is not the agents table).
+        agents_table = page.get_by_role("table", name="Agents")
+        expect(agents_table.get_by_role("row")).to_have_count(26)
         page.get_by_role("checkbox", name="Select all agents on this page").check()
         bar = page.get_by_role("region", name="Bulk actions")
         bar.get_by_role("button", name=re.compile("^Select all .*matching")).click()
