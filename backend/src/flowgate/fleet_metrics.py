@@ -9,7 +9,6 @@ Every replica computes the same numbers: aggregate with ``max by (org)``, never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -19,7 +18,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 
-from flowgate.core import outage
+from flowgate.core import background
+from flowgate.core.background import BackgroundTask
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import queries
@@ -46,7 +46,7 @@ class FleetGauges(Collector):
         self.computed_at: float | None = None
         #: How long the last computation took (the grouped query and the org names).
         self.last_duration = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("metrics-fleet-gauges")
 
     async def refresh(self) -> None:
         started = time.perf_counter()
@@ -64,25 +64,14 @@ class FleetGauges(Collector):
 
     async def _run(self) -> None:
         while True:
-            try:
-                await self.refresh()
-            except Exception as exc:
-                if outage.is_unavailable(exc):
-                    outage.tracker.failed(exc, where="metrics fleet gauges", request=False)
-                else:
-                    log.exception("computing the fleet gauges failed")
+            await background.step(self.refresh, where="metrics fleet gauges")
             await asyncio.sleep(self.seconds)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="metrics-fleet-gauges")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     def collect(self) -> Iterator[Metric]:
         gateways = GaugeMetricFamily(

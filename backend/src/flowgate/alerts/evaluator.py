@@ -13,7 +13,6 @@ makes both happen exactly once across replicas.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -37,7 +36,8 @@ from flowgate.alerts.models import (
 )
 from flowgate.alerts.webhooks import alert_payload
 from flowgate.configs.models import ConfigTemplate, Deployment, DeploymentState
-from flowgate.core import outage
+from flowgate.core import background
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.errors import DomainError
 from flowgate.core.settings import Settings
@@ -324,7 +324,7 @@ class Evaluator:
         #: Long enough to survive a slow evaluation, short enough for a quick takeover.
         self.lease_seconds = max(3 * self.interval, 10.0)
         self.evaluations = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("alert-evaluator")
 
     async def tick(self) -> Result | None:
         """Evaluate once if this replica holds (or can take) the lease; None otherwise."""
@@ -347,26 +347,15 @@ class Evaluator:
 
     async def _run(self) -> None:
         while True:
-            try:
-                await self.tick()
-            except Exception as exc:
-                if outage.is_unavailable(exc):
-                    outage.tracker.failed(exc, where="alert evaluator", request=False)
-                else:
-                    log.exception("alert evaluation failed")
+            await background.step(self.tick, where="alert evaluator")
             await asyncio.sleep(self.interval)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="alert-evaluator")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
         """Stop, and hand the lease back so another replica takes over at once."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         try:
             async with self._unit_of_work() as uow:
                 await leases.release(uow.session, LEASE_NAME, self.instance)

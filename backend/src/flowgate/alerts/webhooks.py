@@ -32,7 +32,8 @@ from flowgate.alerts.models import (
     Notification,
     NotificationChannel,
 )
-from flowgate.core import outage
+from flowgate.core import background
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
@@ -92,7 +93,7 @@ class Sender:
         self._settings = settings
         self.instance = uuid.uuid4().hex
         self._client: httpx.AsyncClient | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("alert-sender")
         self._wake = asyncio.Event()
 
     @property
@@ -262,24 +263,13 @@ class Sender:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
             self._wake.clear()
-            try:
-                await self.drain()
-            except Exception as exc:
-                if outage.is_unavailable(exc):
-                    outage.tracker.failed(exc, where="alert sender", request=False)
-                else:
-                    log.exception("sending alert notifications failed")
+            await background.step(self.drain, where="alert sender")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="alert-sender")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -10,7 +10,6 @@ so no statement holds locks for long.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import uuid
@@ -20,7 +19,8 @@ from datetime import timedelta
 from sqlalchemy import delete, or_, select, update
 
 from flowgate.audit.models import AuditEntry, AuditLease
-from flowgate.core import outage
+from flowgate.core import background
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.uow import UnitOfWork
 
@@ -38,7 +38,7 @@ class AuditPruner:
         self.retention_days = retention_days
         self.interval = interval
         self.instance = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("audit-pruner")
 
     async def _claim(self) -> bool:
         """Take the lease when it is free or ours and the last prune is an interval old."""
@@ -92,23 +92,13 @@ class AuditPruner:
         # Replicas (and workers) starting together do not all reach for the lease at once.
         await asyncio.sleep(random.uniform(0, min(30.0, self.interval)))
         while True:
-            try:
-                await self.prune()
-            except Exception as exc:
-                if outage.is_unavailable(exc):
-                    outage.tracker.failed(exc, where="audit pruner", request=False)
-                else:
-                    log.exception("pruning the audit log failed")
+            await background.step(self.prune, where="audit pruner")
             # Check well within the interval: the lease, not this timer, decides who prunes.
             await asyncio.sleep(min(self.interval, 300))
 
     def start(self) -> None:
-        if self._task is None and self.retention_days > 0:
-            self._task = asyncio.create_task(self._run(), name="audit-pruner")
+        if self.retention_days > 0:
+            self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

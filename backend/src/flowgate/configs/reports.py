@@ -25,6 +25,7 @@ from flowgate.configs.assignments import chunks
 from flowgate.configs.base import base_config_yaml, config_hash
 from flowgate.configs.models import Assignment, ConfigVersion, DeploymentTarget, TargetState
 from flowgate.core import bulk, outage
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.events import DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
@@ -61,7 +62,7 @@ class RolloutReports:
         self._on_written = on_written
         self._pending: dict[uuid.UUID, Report] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("rollout-reports")
         self._lock = asyncio.Lock()
         self.written = 0
 
@@ -108,15 +109,10 @@ class RolloutReports:
             await self.flush()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="rollout-reports")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         await self.flush()
 
 

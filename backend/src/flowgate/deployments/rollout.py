@@ -29,7 +29,8 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from flowgate.configs.models import Deployment, DeploymentState, TargetState
-from flowgate.core import outage
+from flowgate.core import background, outage
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.events import DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
@@ -49,7 +50,7 @@ class RolloutDriver:
         self._unit_of_work = unit_of_work
         self._interval = interval
         self.instance = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("rollout-driver")
         self._wake = asyncio.Event()
         self._last_counts: dict[uuid.UUID, dict[int, dict[TargetState, int]]] = {}
 
@@ -169,26 +170,15 @@ class RolloutDriver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
             self._wake.clear()
-            try:
-                await self.tick()
-            except Exception as exc:
-                if outage.is_unavailable(exc):  # logged once per outage, by the tracker
-                    outage.tracker.failed(exc, where="rollout driver", request=False)
-                else:
-                    log.exception("rollout tick failed")
+            await background.step(self.tick, where="rollout driver")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="rollout-driver")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
         """Stop driving, and hand back the leases held here so another replica (or this one
         restarted) takes the rollouts over at once instead of after ``LEASE_SECONDS``."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         try:
             async with self._unit_of_work() as uow:
                 await uow.session.execute(

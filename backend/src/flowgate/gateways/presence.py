@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from flowgate.core import outage
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.events import GatewayHealthChanged, GatewayStatusChanged, StatusChange
 from flowgate.core.uow import UnitOfWork
@@ -84,7 +85,7 @@ class Presence:
         #: Status as last written (or loaded), to tell a transition from a refresh.
         self._known_status: dict[uuid.UUID, GatewayStatus] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("presence-flusher")
         self._lock = asyncio.Lock()
         self.stats = FlushStats()
 
@@ -260,16 +261,11 @@ class Presence:
             await self.flush()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="presence-flusher")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
         """Stop the background task and write what is left (called on shutdown)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         await self.flush()
 
 

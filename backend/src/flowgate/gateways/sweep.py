@@ -25,7 +25,6 @@ the row's stored health actually changes, and each row is updated under its row 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -37,7 +36,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from flowgate.core import outage
+from flowgate.core import background
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.events import GatewayHealthChanged, HealthChange
 from flowgate.core.uow import UnitOfWork
@@ -74,7 +74,7 @@ class HealthSweep:
         self._thresholds = (healthy_seconds, warning_seconds)
         self._retention = timedelta(days=history_days)
         self.instance = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("health-sweep")
         self.runs = 0
 
     async def run_once(self, *, force: bool = False) -> SweepResult | None:
@@ -137,21 +137,10 @@ class HealthSweep:
         # Wake twice per interval: whichever replica finds the interval passed sweeps.
         while True:
             await asyncio.sleep(self.interval / 2)
-            try:
-                await self.run_once()
-            except Exception as exc:
-                if outage.is_unavailable(exc):
-                    outage.tracker.failed(exc, where="health sweep", request=False)
-                else:
-                    log.exception("health sweep failed")
+            await background.step(self.run_once, where="health sweep")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="health-sweep")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

@@ -1,0 +1,56 @@
+"""Background work of a running server: one named task per service, and steps that fail
+without ending their loop.
+
+Every loop (presence flush, rollout driver and reports, health sweep, alert evaluator and
+sender, audit pruner, fleet gauges) runs in a :class:`BackgroundTask` and wraps each pass in
+:func:`step`, so a database outage is counted once per outage by the tracker and anything else
+is logged with its traceback, the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from flowgate.core import outage
+
+log = logging.getLogger(__name__)
+
+
+class BackgroundTask:
+    """One asyncio task, started once and stopped (cancelled and awaited) on shutdown."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+async def step(work: Callable[[], Awaitable[object]], *, where: str) -> bool:
+    """Run one pass of background work; False when it failed (and was reported)."""
+    try:
+        await work()
+    except Exception as exc:
+        if outage.is_unavailable(exc):  # logged once per outage, by the tracker
+            outage.tracker.failed(exc, where=where, request=False)
+        else:
+            log.exception("background work failed", extra={"where": where})
+        return False
+    return True
