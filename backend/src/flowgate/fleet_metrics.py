@@ -1,8 +1,8 @@
 """The fleet gauges of ``/metrics``: computed in the background, served from memory.
 
-At most once per ``FLOWGATE_METRICS_FLEET_SECONDS`` one grouped query
-(:func:`flowgate.gateways.queries.fleet_counts`) counts the gateways by organisation, status and
-health; a scrape only formats the cached numbers, so it costs the same at 10 or 100k gateways.
+At most once per ``FLOWGATE_METRICS_FLEET_SECONDS`` the trigger-maintained counts
+(:func:`flowgate.gateways.queries.fleet_counts`) are read by organisation, status and health;
+a scrape only formats the cached numbers, so it costs the same at 10 or 100k gateways.
 Every replica computes the same numbers: aggregate with ``max by (org)``, never ``sum``.
 """
 
@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from flowgate.core import background
 from flowgate.core.background import BackgroundTask
-from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways import queries
 from flowgate.gateways.health import SCORES
@@ -36,10 +35,7 @@ FleetCounts = dict[tuple[uuid.UUID, str, str, str], int]
 class FleetGauges(Collector):
     """The fleet gauges, recomputed in the background and served from memory."""
 
-    def __init__(
-        self, settings: Settings, unit_of_work: Callable[[], UnitOfWork], seconds: float
-    ) -> None:
-        self._settings = settings
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], seconds: float) -> None:
         self._unit_of_work = unit_of_work
         self.seconds = seconds
         self.counts: FleetCounts = {}
@@ -51,7 +47,7 @@ class FleetGauges(Collector):
     async def refresh(self) -> None:
         started = time.perf_counter()
         async with self._unit_of_work() as uow:
-            rows = await queries.fleet_counts(uow.session, self._settings)
+            rows = await queries.fleet_counts(uow.session)
             names = dict(
                 (await uow.session.execute(select(Organization.id, Organization.name))).all()
             )

@@ -141,7 +141,7 @@ def build_runtime(settings: Settings) -> Runtime:
     pruner = AuditPruner(
         unit_of_work, settings.audit_retention_days, settings.audit_prune_interval_seconds
     )
-    fleet_gauges = FleetGauges(settings, unit_of_work, settings.metrics_fleet_seconds)
+    fleet_gauges = FleetGauges(unit_of_work, settings.metrics_fleet_seconds)
 
     async def org_changed(event: GatewayRevoked | GatewayRegistered) -> None:
         summaries.invalidate(event.org_id)

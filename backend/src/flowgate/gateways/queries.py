@@ -123,9 +123,7 @@ async def fleet_summary(
     return summary
 
 
-async def fleet_counts(
-    session: AsyncSession, settings: Settings
-) -> list[tuple[uuid.UUID, GatewayStatus, str, int]]:
+async def fleet_counts(session: AsyncSession) -> list[tuple[uuid.UUID, GatewayStatus, str, int]]:
     """Counts by organisation, status and health over the whole fleet, from the maintained
     counts (the fleet gauges of ``/metrics``, computed in the background)."""
     return await repository.counts_by_org(session)
