@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from opentelemetry._opamp import MessageData, OpAMPAgent, OpAMPCallbacks, OpAMPClient
 from opentelemetry._opamp.proto import opamp_pb2 as client_pb2
 
 from tests.support.api import Org
+from tests.support.deploys import deploy, deployment, labelled_gateway, targets, template_with
 from tests.support.polling import wait_for
 
 POLL_SECONDS = 0.3
@@ -133,44 +132,6 @@ def start_agents() -> Iterator[Any]:
         agent.agent.stop(timeout=5)
 
 
-def labelled(org: Org, **labels: str) -> dict[str, Any]:
-    """A registered gateway with labels set by a person. (Labels given at REST registration
-    are the gateway's *reported* layer, which a native agent's description replaces.)"""
-    gw = org.register()
-    resp = org.admin.patch(
-        f"/api/v1/gateways/{gw['id']}", params={"org_id": org.id}, json={"labels": labels}
-    )
-    assert resp.status_code == 200, resp.text
-    return gw
-
-
-def template_with(org: Org, *bodies: str) -> str:
-    created = org.admin.post(
-        "/api/v1/configs", params={"org_id": org.id}, json={"name": f"t-{uuid.uuid4().hex[:8]}"}
-    )
-    assert created.status_code == 201, created.text
-    config_id: str = created.json()["id"]
-    for body in bodies:
-        resp = org.admin.post(
-            f"/api/v1/configs/{config_id}/versions",
-            params={"org_id": org.id},
-            json={"config_yaml": body},
-        )
-        assert resp.status_code == 201, resp.text
-    return config_id
-
-
-def deploy(org: Org, **body: Any) -> httpx.Response:
-    return org.admin.post("/api/v1/deployments", params={"org_id": org.id}, json=body)
-
-
-def deployment(org: Org, deployment_id: str) -> dict[str, Any]:
-    resp = org.get(f"/api/v1/deployments/{deployment_id}")
-    assert resp.status_code == 200, resp.text
-    data: dict[str, Any] = resp.json()
-    return data
-
-
 def settled(org: Org, deployment_id: str, state: str) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         info = deployment(org, deployment_id)
@@ -181,12 +142,6 @@ def settled(org: Org, deployment_id: str, state: str) -> dict[str, Any]:
     except AssertionError:
         info = deployment(org, deployment_id)
         raise AssertionError(f"deployment never became {state}: {info}") from None
-
-
-def targets(org: Org, deployment_id: str) -> dict[str, dict[str, Any]]:
-    resp = org.get(f"/api/v1/deployments/{deployment_id}/gateways", limit=500)
-    assert resp.status_code == 200, resp.text
-    return {t["gateway_id"]: t for t in resp.json()["items"]}
 
 
 def reported(
@@ -218,9 +173,9 @@ def test_a_selector_deployment_reaches_every_matching_pypi_agent(
     """Labels set by a person (PATCH) and reported by the agent itself (its
     ``flowgate.label.fleet`` attribute); the deployment's counts follow the agents'
     RemoteConfigStatus to completed, applied == total."""
-    patched = [labelled(org, fleet="pypi") for _ in range(2)]
+    patched = [labelled_gateway(org, fleet="pypi") for _ in range(2)]
     reporting = org.register()
-    outsider = labelled(org, fleet="other")
+    outsider = labelled_gateway(org, fleet="other")
     prod = [*patched, reporting]
     config_id = template_with(org, GOOD)
     running = start_agents(
@@ -253,7 +208,7 @@ def test_a_selector_deployment_reaches_every_matching_pypi_agent(
 def test_a_version_a_pypi_agent_fails_marks_its_target_failed_with_its_message(
     org: Org, start_agents: Any
 ) -> None:
-    gws = [labelled(org, fleet="fails") for _ in range(2)]
+    gws = [labelled_gateway(org, fleet="fails") for _ in range(2)]
     picky, easy = gws
     config_id = template_with(org, GOOD, BAD)
     running = start_agents(org, gws, fail_on={picky["id"]: BAD_MARKER})
@@ -332,7 +287,7 @@ def test_a_staged_rollout_whose_pypi_canary_fails_rolls_back(org: Org, start_age
 
 
 def test_a_newer_version_supersedes_what_pypi_agents_ran(org: Org, start_agents: Any) -> None:
-    gws = [labelled(org, fleet="newer") for _ in range(2)]
+    gws = [labelled_gateway(org, fleet="newer") for _ in range(2)]
     config_id = template_with(org, GOOD, BETTER)
     running = start_agents(org, gws)
     first = deploy(org, config_id=config_id, version=1, target={"selector": "fleet=newer"})
@@ -362,7 +317,7 @@ def test_a_rest_report_about_another_templates_version_1_does_not_mark_applied(
     REST gateway runs. One that reports the ``config_hash`` of what it runs (as
     gateway/heartbeat.sh does) moves only the target of that configuration: while it still
     runs template A's version 1, template B's version 1 is not applied."""
-    gw = labelled(org, kind="rest-hash")
+    gw = labelled_gateway(org, kind="rest-hash")
     a = template_with(org, GOOD)
     b = template_with(org, BETTER)
 
@@ -396,6 +351,6 @@ def test_a_rest_report_about_another_templates_version_1_does_not_mark_applied(
 
 
 def test_a_rest_report_with_a_malformed_hash_is_refused(org: Org) -> None:
-    gw = labelled(org, kind="rest-hash")
+    gw = labelled_gateway(org, kind="rest-hash")
     resp = org.heartbeat(gw, {"config_status": {"status": "applied", "config_hash": "nope"}})
     assert resp.status_code == 422, resp.text

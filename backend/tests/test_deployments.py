@@ -22,6 +22,7 @@ import pytest
 from flowgate.opamp.proto import opamp_pb2
 from tests.support.api import Org, anonymous
 from tests.support.db import query
+from tests.support.deploys import deploy, deployment, labelled_gateway, targets, template_with
 from tests.support.polling import wait_for
 from tests.support.ws_agent import WsAgent
 
@@ -85,49 +86,6 @@ class ApplyingAgent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.task
         await self.agent.close()
-
-
-def labelled_gateway(org: Org, name: str | None = None, **labels: str) -> dict[str, Any]:
-    """A registered gateway with labels set by a person (they survive what agents report)."""
-    gw = org.register(name=name or f"gw-{uuid.uuid4().hex[:6]}")
-    resp = org.admin.patch(
-        f"/api/v1/gateways/{gw['id']}", params={"org_id": org.id}, json={"labels": labels}
-    )
-    assert resp.status_code == 200, resp.text
-    return gw
-
-
-def template_with(org: Org, *bodies: str) -> str:
-    created = org.admin.post(
-        "/api/v1/configs", params={"org_id": org.id}, json={"name": f"t-{uuid.uuid4().hex[:8]}"}
-    )
-    assert created.status_code == 201, created.text
-    config_id: str = created.json()["id"]
-    for body in bodies:
-        resp = org.admin.post(
-            f"/api/v1/configs/{config_id}/versions",
-            params={"org_id": org.id},
-            json={"config_yaml": body},
-        )
-        assert resp.status_code == 201, resp.text
-    return config_id
-
-
-def deploy(org: Org, **body: Any) -> httpx.Response:
-    return org.admin.post("/api/v1/deployments", params={"org_id": org.id}, json=body)
-
-
-def deployment(org: Org, deployment_id: str) -> dict[str, Any]:
-    resp = org.get(f"/api/v1/deployments/{deployment_id}")
-    assert resp.status_code == 200, resp.text
-    data: dict[str, Any] = resp.json()
-    return data
-
-
-def targets(org: Org, deployment_id: str) -> dict[str, dict[str, Any]]:
-    resp = org.get(f"/api/v1/deployments/{deployment_id}/gateways", limit=500)
-    assert resp.status_code == 200, resp.text
-    return {t["gateway_id"]: t for t in resp.json()["items"]}
 
 
 @contextlib.asynccontextmanager
