@@ -6,11 +6,11 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVarTuple
 
 import orjson
 from fastapi import Query, status
-from sqlalchemy import select, tuple_
+from sqlalchemy import Select, select, tuple_
 
 from flowgate.auth.principal import OperatorAccess, ViewerAccess
 from flowgate.configs.models import (
@@ -54,6 +54,22 @@ def _decode(cursor: str, n: int) -> list[str]:
         return [str(p) for p in parts]
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise DomainError("Invalid cursor") from None
+
+
+Row = TypeVarTuple("Row")
+
+
+def _newest_first(query: Select[*Row], cursor: str | None, limit: int) -> Select[*Row]:
+    """Deployments newest first, after ``cursor`` (the last row of the previous page), one row
+    more than ``limit`` so the caller knows whether a next page exists."""
+    if cursor:
+        created, did = _decode(cursor, 2)
+        try:
+            key = (datetime.fromisoformat(created), uuid.UUID(did))
+        except ValueError:
+            raise DomainError("Invalid cursor") from None
+        query = query.where(tuple_(Deployment.created_at, Deployment.id) < key)
+    return query.order_by(Deployment.created_at.desc(), Deployment.id.desc()).limit(limit + 1)
 
 
 async def render(session: SessionDep, items: list[Deployment]) -> list[DeploymentOut]:
@@ -118,18 +134,7 @@ async def list_deployments(
         query = query.where(Deployment.config_id == config_id)
     if state is not None:
         query = query.where(Deployment.state == state)
-    if cursor:
-        created, did = _decode(cursor, 2)
-        try:
-            key = (datetime.fromisoformat(created), uuid.UUID(did))
-        except ValueError:
-            raise DomainError("Invalid cursor") from None
-        query = query.where(tuple_(Deployment.created_at, Deployment.id) < key)
-    rows = list(
-        await session.scalars(
-            query.order_by(Deployment.created_at.desc(), Deployment.id.desc()).limit(limit + 1)
-        )
-    )
+    rows = list(await session.scalars(_newest_first(query, cursor, limit)))
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
@@ -259,18 +264,7 @@ async def list_gateway_deployments(
         .join(DeploymentTarget, DeploymentTarget.deployment_id == Deployment.id)
         .where(DeploymentTarget.gateway_id == gateway.id, Deployment.org_id == access.org_id)
     )
-    if cursor:
-        created, did = _decode(cursor, 2)
-        try:
-            key = (datetime.fromisoformat(created), uuid.UUID(did))
-        except ValueError:
-            raise DomainError("Invalid cursor") from None
-        query = query.where(tuple_(Deployment.created_at, Deployment.id) < key)
-    rows = (
-        await session.execute(
-            query.order_by(Deployment.created_at.desc(), Deployment.id.desc()).limit(limit + 1)
-        )
-    ).all()
+    rows = (await session.execute(_newest_first(query, cursor, limit))).all()
     more = len(rows) > limit
     rows = rows[:limit]
     rendered = await render(session, [d for d, _ in rows])
