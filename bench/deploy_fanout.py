@@ -189,12 +189,66 @@ def agent_worker(
     uvloop.run(main())
 
 
+def _profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy recording ``pid`` as collapsed stacks into ``output`` until SIGINT."""
+    profiler = subprocess.Popen(
+        [
+            *("py-spy", "record", "--pid", str(pid), "--format", "raw"),
+            *("--rate", "250", "--output", output, "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches
+    return profiler
+
+
+def _stop(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
+
+
+def api_only(http: httpx.Client, pid: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Time ``args.api_only`` deployments of new versions to every seeded gateway, no agents."""
+    config = http.post("/api/v1/configs", json={"name": "fanout"}).json()
+    profiler = _profiler(pid, args.profile) if args.profile else None
+    calls = []
+    for i in range(args.api_only):
+        body = CONFIG + f"# revision {i}\n"
+        version = http.post(f"/api/v1/configs/{config['id']}/versions", json={"config_yaml": body})
+        assert version.status_code == 201, version.text
+        started = time.monotonic()
+        created = http.post(
+            "/api/v1/deployments", json={"config_id": config["id"], "target": {"all": True}}
+        )
+        calls.append(round((time.monotonic() - started) * 1000, 1))
+        assert created.status_code == 201, created.text
+    _stop(profiler)
+    return {
+        "bench": "deploy_fanout_api",
+        "gateways": args.agents,
+        "database": args.database,
+        "api_ms": calls,
+        "api_ms_median": sorted(calls)[len(calls) // 2],
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument(
+        "--api-only",
+        type=int,
+        default=0,
+        metavar="REPEAT",
+        help="connect no agents: time REPEAT deployment calls to the N seeded gateways (the API's "
+        "own cost, profiled with --profile)",
+    )
     parser.add_argument(
         "--profile",
         metavar="FILE",
@@ -258,6 +312,9 @@ def main() -> None:
         login = http.post("/api/v1/auth/login", json={"email": ADMIN, "password": password})
         http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
         pairs = asyncio.run(seed(url, "default", args.agents, secret))
+        if args.api_only:
+            print(json.dumps(api_only(http, server.pid, args), indent=2))
+            return
         ctx = multiprocessing.get_context("spawn")
         ready, results = ctx.Queue(), ctx.Queue()
         share = [pairs[i :: args.processes] for i in range(args.processes)]
@@ -283,17 +340,7 @@ def main() -> None:
             f"/api/v1/configs/{config['id']}/versions", json={"config_yaml": CONFIG}
         )
         assert version.status_code == 201, version.text
-        profiler = None
-        if args.profile:
-            profiler = subprocess.Popen(
-                [
-                    *("py-spy", "record", "--pid", str(server.pid), "--format", "raw"),
-                    *("--rate", "250", "--output", args.profile, "--nonblocking"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(1.0)  # py-spy attaches
+        profiler = _profiler(server.pid, args.profile) if args.profile else None
         t0 = time.time()
         started = time.monotonic()
         created = http.post(
@@ -310,9 +357,7 @@ def main() -> None:
                 applied_s = time.monotonic() - started
                 break
             time.sleep(0.05)
-        if profiler is not None:
-            profiler.send_signal(signal.SIGINT)
-            profiler.wait(timeout=60)
+        _stop(profiler)
         pushed_s = max(results.get(timeout=args.timeout) for _ in procs) - t0
         print(
             json.dumps(
