@@ -51,6 +51,8 @@ async def enrol_ws(server: LiveServer, token: str, name: str) -> str | None:
         except ConnectionClosedError as exc:  # refused: the server closes with 1008
             assert exc.rcvd is not None and exc.rcvd.code == 1008, exc
             return None
+        except TimeoutError:  # the client's 10 s opening handshake on a busy test machine
+            continue
         if reply.HasField("error_response"):
             error = reply.error_response
             if error.type == opamp_pb2.ServerErrorResponseType_Unavailable:
