@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
@@ -66,20 +67,67 @@ def enrolment(
 ) -> None:
     """A registration token was used: complete the REST request's record, or (OpAMP, no
     route) write one in the enrolment's unit of work."""
-    outcome = "created" if created else "reregistered"
-    kind = "rest" if transport == "rest" else "opamp"
-    uow.after_commit(lambda: telemetry.REGISTRATIONS.inc(kind, outcome))
     record = current(uow.session)
     staged = record is None
     if record is None:
         record = AuditRecord(action="gateway.register", address=client_address.get())
+    _describe_enrolment(uow, record, token_id, token_name, org_id, gateway_id, transport, created)
+    if staged:
+        bind(uow.session, record)
+        stage(uow, record)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """One enrolment of a batch, with the address of the agent that made it (a batch runs
+    outside each agent's request context, so :data:`client_address` is not its own)."""
+
+    token_id: uuid.UUID
+    token_name: str
+    org_id: uuid.UUID
+    gateway_id: uuid.UUID
+    transport: str
+    address: str | None
+
+
+def enrolments(uow: UnitOfWork, batch: Sequence[Enrolled]) -> None:
+    """One row per new gateway of an OpAMP enrolment batch, in the batch's unit of work (the
+    same row :func:`enrolment` writes for one)."""
+    records = []
+    for item in batch:
+        record = AuditRecord(action="gateway.register", address=item.address)
+        _describe_enrolment(
+            uow,
+            record,
+            item.token_id,
+            item.token_name,
+            item.org_id,
+            item.gateway_id,
+            item.transport,
+            True,
+        )
+        records.append(record)
+    uow.session.add_all([entry(record) for record in records])
+    uow.after_commit(lambda: telemetry.AUDIT_ENTRIES.inc("success", amount=len(records)))
+
+
+def _describe_enrolment(
+    uow: UnitOfWork,
+    record: AuditRecord,
+    token_id: uuid.UUID,
+    token_name: str,
+    org_id: uuid.UUID,
+    gateway_id: uuid.UUID,
+    transport: str,
+    created: bool,
+) -> None:
+    outcome = "created" if created else "reregistered"
+    kind = "rest" if transport == "rest" else "opamp"
+    uow.after_commit(lambda: telemetry.REGISTRATIONS.inc(kind, outcome))
     record.actor("registration_token", token_id, token_name, (org_id,))
     record.org_id = org_id
     record.target("gateway", gateway_id)
     record.detail = {"transport": transport, "created": created}
-    if staged:
-        bind(uow.session, record)
-        stage(uow, record)
 
 
 class AuthFailures:

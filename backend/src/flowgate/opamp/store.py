@@ -10,6 +10,7 @@ changed to presence, which writes it in batches.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -19,11 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from flowgate.configs import assignments
 from flowgate.configs.assignments import Desired
+from flowgate.core import audit
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict, InvalidRegistrationToken, NotAuthenticated
 from flowgate.core.settings import Settings
@@ -34,6 +37,7 @@ from flowgate.gateways.presence import Presence
 from flowgate.gateways.schemas import INSTANCE_ID_PATTERN
 from flowgate.opamp import core
 from flowgate.opamp.auth import Credential
+from flowgate.opamp.enroller import Enroller
 from flowgate.opamp.proto import opamp_pb2
 from flowgate.tokens import service as tokens
 
@@ -71,6 +75,18 @@ def _remote_config(config_yaml: str, content_type: str) -> core.RemoteConfig:
     return core.RemoteConfig.build({"": (config_yaml.encode(), content_type)})
 
 
+@dataclass(frozen=True)
+class Enrolling:
+    """An agent presenting a registration token whose gateway this process has not loaded."""
+
+    uid: bytes
+    msg: opamp_pb2.AgentToServer
+    cred: Credential
+    transport: str
+    #: The agent's client address, for the audit row (a batch runs outside its context).
+    address: str | None
+
+
 class AgentStore:
     def __init__(
         self, settings: Settings, unit_of_work: Callable[[], UnitOfWork], presence: Presence
@@ -80,6 +96,12 @@ class AgentStore:
         self._presence = presence
         #: uid re-links buffered in presence since the last flush (see load).
         self.unflushed_rekeys = 0
+        self.enroller: Enroller[Enrolling, Loaded | None] = Enroller(
+            self.enrol_batch,
+            settings.opamp_enrol_batch_max,
+            settings.opamp_enrol_batch_wait_seconds,
+            settings.opamp_max_queued,
+        )
 
     async def load(
         self, uid: bytes, msg: opamp_pb2.AgentToServer, cred: Credential, transport: str
@@ -88,41 +110,121 @@ class AgentStore:
 
         Raises :class:`~flowgate.gateways.registration.EnrolmentConflict` when a concurrent
         enrolment of the same gateway won (retry), :class:`Conflict` for a uid held in another
-        organisation, and a 401 domain error for a credential that no longer works.
+        organisation, and a 401 domain error for a credential that no longer works. An agent
+        presenting a registration token goes through :attr:`enroller` (batched), which raises
+        :class:`~flowgate.opamp.auth.Busy` when too many wait.
         """
         if self.unflushed_rekeys:  # a buffered uid re-link must be visible to the queries below
             self.unflushed_rekeys = 0
             await self._presence.flush()
-        offer_token = None
+        if cred.kind != "opamp":
+            return await self.enroller.submit(
+                Enrolling(uid, msg, cred, transport, audit.client_address.get())
+            )
         async with self._unit_of_work() as uow:
             session = uow.session
-            if cred.kind == "opamp":
-                assert cred.ident is not None
-                gateway = await repository.by_id(session, cred.ident.gateway_id)
-                if gateway is None or gateway.opamp_token is None:
-                    raise NotAuthenticated()
-                await _link_uid(session, gateway, uid)
-            else:
-                enrolled = await self._enrol(uow, uid, msg, cred, transport)
-                if enrolled is None:
-                    return None
-                gateway, offer_token = enrolled
-            gateway.transport = transport
-            desired = await assignments.desired(session, gateway.id)
-            stored = gateway.opamp_state or {}
-            state = _restore(stored, uid)
-            loaded = Loaded(
-                gateway_id=gateway.id,
-                org_id=gateway.org_id,
-                guard=gateway.opamp_token or "",
-                state=state,
-                desired=remote_config(desired),
-                desired_version=desired.version if desired else None,
-                offer_token=offer_token,
-                updated=dict(stored.get("updated_at") or {}) if state else {},
-                agent_labels=dict(gateway.agent_labels or {}),
+            assert cred.ident is not None
+            gateway = await repository.by_id(session, cred.ident.gateway_id)
+            if gateway is None or gateway.opamp_token is None:
+                raise NotAuthenticated()
+            await _link_uid(session, gateway, uid)
+            loaded, status = await _loaded(session, gateway, uid, transport, None)
+        self._presence.observe_status(loaded.gateway_id, status)
+        return loaded
+
+    async def enrol_batch(self, batch: list[Enrolling]) -> list[Loaded | Exception | None]:
+        """Enrol a batch of agents (the enroller's ``run``): the new ones in one unit of work
+        (:func:`~flowgate.gateways.registration.enrol_new`), then each agent whose gateway
+        exists (a re-registration) or that the batch could not take, the way one is enrolled
+        alone (:meth:`_enrol_one`), a few at a time."""
+        results: list[Loaded | Exception | None] = [None] * len(batch)
+        singles = await self._enrol_new(batch, results)
+        gate = asyncio.Semaphore(self._settings.opamp_db_concurrency)
+
+        async def single(index: int) -> None:
+            async with gate:
+                try:
+                    results[index] = await self._enrol_one(batch[index])
+                except Exception as exc:
+                    results[index] = exc
+
+        await asyncio.gather(*(single(index) for index in singles))
+        return results
+
+    async def _enrol_new(
+        self, batch: list[Enrolling], results: list[Loaded | Exception | None]
+    ) -> list[int]:
+        """Enrol the batch's agents that no gateway knows by instance_uid, in one unit of
+        work; fill their ``results``. The indexes of the others (enrol them one by one)."""
+        singles: list[int] = []
+        groups: dict[uuid.UUID, list[tuple[int, registration.EnrolRequest]]] = {}
+        async with self._unit_of_work() as uow:
+            session = uow.session
+            uids = [item.uid.hex() for item in batch]
+            held = set(
+                await session.scalars(
+                    select(Gateway.opamp_instance_uid).where(Gateway.opamp_instance_uid.in_(uids))
+                )
             )
-            status = gateway.status
+            for index, item in enumerate(batch):
+                if uids[index] in held:
+                    singles.append(index)
+                    continue
+                request = _enrol_request(item.uid, item.msg, item.transport)
+                if request is None:  # not described yet (or undescribable): enrol nothing
+                    continue
+                assert item.cred.token_id is not None
+                groups.setdefault(item.cred.token_id, []).append((index, request))
+            enrolled: list[tuple[int, registration.Enrolment]] = []
+            for token_id, members in groups.items():
+                try:
+                    token = await tokens.get_usable(session, token_id)
+                except InvalidRegistrationToken:
+                    for index, _ in members:
+                        results[index] = NotAuthenticated()
+                    continue
+                answers = await registration.enrol_new(
+                    uow,
+                    self._settings,
+                    token,
+                    [request for _, request in members],
+                    [batch[index].address for index, _ in members],
+                )
+                for (index, _), answer in zip(members, answers, strict=True):
+                    if answer is None:
+                        singles.append(index)
+                    elif isinstance(answer, registration.Enrolment):
+                        enrolled.append((index, answer))
+                    else:
+                        results[index] = answer
+        for index, enrolment in enrolled:
+            results[index] = self._new_agent(enrolment)
+        return sorted(singles)
+
+    def _new_agent(self, enrolment: registration.Enrolment) -> Loaded:
+        """What :func:`_loaded` would read back for a gateway just inserted: no stored state,
+        and no assignment (nothing can have been assigned to an id that did not exist)."""
+        gateway = enrolment.gateway
+        self._presence.observe_status(gateway.id, gateway.status)
+        return Loaded(
+            gateway_id=gateway.id,
+            org_id=gateway.org_id,
+            guard=gateway.opamp_token or "",
+            state=None,
+            desired=None,
+            desired_version=None,
+            offer_token=enrolment.opamp_token,
+        )
+
+    async def _enrol_one(self, item: Enrolling) -> Loaded | None:
+        """Enrol one agent in its own unit of work: find or create its gateway."""
+        async with self._unit_of_work() as uow:
+            enrolled = await self._enrol(uow, item.uid, item.msg, item.cred, item.transport)
+            if enrolled is None:
+                return None
+            gateway, offer_token = enrolled
+            session = uow.session
+            loaded, status = await _loaded(session, gateway, item.uid, item.transport, offer_token)
         self._presence.observe_status(loaded.gateway_id, status)
         return loaded
 
@@ -145,20 +247,9 @@ class AgentStore:
         if gateway is not None and gateway.org_id != cred.org_id:
             gateway = None  # refused below by _link_uid, with the reason
         if gateway is None:
-            if not msg.HasField("agent_description"):
+            request = _enrol_request(uid, msg, transport)
+            if request is None:
                 return None
-            probe = core.process(msg, None)
-            if probe.rejected:  # e.g. a description that cannot be stored: enrol nothing
-                return None
-            attrs = core.describe(probe.state)
-            instance_id = _instance_id(attrs.get("service.instance.id"), uid)
-            host = str(attrs["host.name"])[:255] if attrs.get("host.name") else None
-            request = registration.EnrolRequest(
-                instance_id=instance_id,
-                name=str(attrs.get("host.name") or attrs.get("service.name") or instance_id)[:255],
-                transport=transport,
-                hostname=host,
-            )
         else:
             request = registration.EnrolRequest(
                 instance_id=gateway.instance_id, name=gateway.name, transport=transport
@@ -190,6 +281,51 @@ class AgentStore:
 
     def record_disconnect(self, gateway_id: uuid.UUID, guard: str) -> None:
         self._presence.record(gateway_id, guard, last_seen=utcnow(), status=GatewayStatus.inactive)
+
+
+async def _loaded(
+    session: AsyncSession, gateway: Gateway, uid: bytes, transport: str, offer_token: str | None
+) -> tuple[Loaded, GatewayStatus]:
+    """The gateway's stored state and desired configuration, to serve the agent from memory
+    (and the status it was found in)."""
+    gateway.transport = transport
+    desired = await assignments.desired(session, gateway.id)
+    stored = gateway.opamp_state or {}
+    state = _restore(stored, uid)
+    loaded = Loaded(
+        gateway_id=gateway.id,
+        org_id=gateway.org_id,
+        guard=gateway.opamp_token or "",
+        state=state,
+        desired=remote_config(desired),
+        desired_version=desired.version if desired else None,
+        offer_token=offer_token,
+        updated=dict(stored.get("updated_at") or {}) if state else {},
+        agent_labels=dict(gateway.agent_labels or {}),
+    )
+    return loaded, gateway.status
+
+
+def _enrol_request(
+    uid: bytes, msg: opamp_pb2.AgentToServer, transport: str
+) -> registration.EnrolRequest | None:
+    """What a new agent's description says about its gateway; None while it has sent no
+    description, or one that cannot be stored (enrol nothing)."""
+    if not msg.HasField("agent_description"):
+        return None
+    probe = core.process(msg, None)
+    if probe.rejected:
+        return None
+    attrs = core.describe(probe.state)
+    instance_id = _instance_id(attrs.get("service.instance.id"), uid)
+    host = str(attrs["host.name"])[:255] if attrs.get("host.name") else None
+    return registration.EnrolRequest(
+        instance_id=instance_id,
+        name=str(attrs.get("host.name") or attrs.get("service.name") or instance_id)[:255],
+        transport=transport,
+        hostname=host,
+        opamp_instance_uid=uid.hex(),
+    )
 
 
 def _restore(stored: dict[str, Any], uid: bytes) -> core.AgentState | None:

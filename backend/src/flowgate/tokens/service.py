@@ -99,8 +99,8 @@ async def find_usable(session: AsyncSession, plain: str) -> RegistrationToken:
     return record
 
 
-async def consume(session: AsyncSession, record: RegistrationToken) -> None:
-    """Count one use atomically; raises when the token has none left (concurrent-safe)."""
+async def consume(session: AsyncSession, record: RegistrationToken, count: int = 1) -> None:
+    """Count ``count`` uses atomically; raises when fewer are left (concurrent-safe)."""
     result = await session.execute(
         update(RegistrationToken)
         .returning(RegistrationToken.id)
@@ -109,16 +109,43 @@ async def consume(session: AsyncSession, record: RegistrationToken) -> None:
             RegistrationToken.is_active.is_(True),
             or_(
                 RegistrationToken.max_uses.is_(None),
-                RegistrationToken.use_count < RegistrationToken.max_uses,
+                RegistrationToken.use_count + count <= RegistrationToken.max_uses,
             ),
         )
-        .values(use_count=RegistrationToken.use_count + 1, last_used_at=utcnow())
+        .values(use_count=RegistrationToken.use_count + count, last_used_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     if result.first() is None:
         log.warning("registration rejected: token used up", extra={"token_id": str(record.id)})
         raise InvalidRegistrationToken()
-    log.info("registration token used", extra={"token_id": str(record.id)})
+    log.info("registration token used", extra={"token_id": str(record.id), "uses": count})
+
+
+async def reserve(session: AsyncSession, record: RegistrationToken, wanted: int) -> int:
+    """How many of ``wanted`` uses the token has left (0 when revoked), holding its row's
+    write lock until the transaction ends, so a following :func:`consume` of at most that
+    many cannot fail and no concurrent enrolment (another replica's batch) can take them.
+
+    The lock is taken with a no-op UPDATE rather than ``SELECT ... FOR UPDATE`` because
+    SQLite has no row locks: its first write of a transaction takes the database's write lock
+    and reads the latest committed row, like PostgreSQL's UPDATE does after waiting."""
+    row = (
+        await session.execute(
+            update(RegistrationToken)
+            .where(RegistrationToken.id == record.id)
+            .values(use_count=RegistrationToken.use_count)
+            .returning(
+                RegistrationToken.use_count, RegistrationToken.max_uses, RegistrationToken.is_active
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None or not row.is_active:
+        return 0
+    if row.max_uses is None:
+        return wanted
+    left: int = row.max_uses - row.use_count
+    return max(0, min(wanted, left))
 
 
 async def get_usable(session: AsyncSession, token_id: uuid.UUID) -> RegistrationToken:
