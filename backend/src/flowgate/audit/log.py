@@ -18,7 +18,9 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from sqlalchemy import insert
 from starlette.requests import HTTPConnection
 
 from flowgate import telemetry
@@ -33,20 +35,25 @@ _MAX_TRACKED = 10_000
 
 
 def entry(record: AuditRecord) -> AuditEntry:
-    return AuditEntry(
-        at=record.at,
-        org_id=record.org_id,
-        actor_kind=record.actor_kind,
-        actor_id=record.actor_id,
-        actor_label=(record.actor_label or "")[:320] or None,
-        action=record.action[:100],
-        object_type=record.object_type[:64] if record.object_type else None,
-        object_id=record.object_id[:200] if record.object_id else None,
-        address=record.address[:64] if record.address else None,
-        result=record.result,
-        status_code=record.status_code,
-        detail=record.detail,
-    )
+    return AuditEntry(**_row(record))
+
+
+def _row(record: AuditRecord) -> dict[str, Any]:
+    """The ``audit_log`` row of ``record`` (its columns' limits applied)."""
+    return {
+        "at": record.at,
+        "org_id": record.org_id,
+        "actor_kind": record.actor_kind,
+        "actor_id": record.actor_id,
+        "actor_label": (record.actor_label or "")[:320] or None,
+        "action": record.action[:100],
+        "object_type": record.object_type[:64] if record.object_type else None,
+        "object_id": record.object_id[:200] if record.object_id else None,
+        "address": record.address[:64] if record.address else None,
+        "result": record.result,
+        "status_code": record.status_code,
+        "detail": record.detail,
+    }
 
 
 def stage(uow: UnitOfWork, record: AuditRecord) -> None:
@@ -90,9 +97,10 @@ class Enrolled:
     address: str | None
 
 
-def enrolments(uow: UnitOfWork, batch: Sequence[Enrolled]) -> None:
+async def enrolments(uow: UnitOfWork, batch: Sequence[Enrolled]) -> None:
     """One row per new gateway of an OpAMP enrolment batch, in the batch's unit of work (the
-    same row :func:`enrolment` writes for one)."""
+    same row :func:`enrolment` writes for one), written by one Core INSERT: building an ORM
+    object per row was a seventh of a batch's CPU."""
     records = []
     for item in batch:
         record = AuditRecord(action="gateway.register", address=item.address)
@@ -107,7 +115,8 @@ def enrolments(uow: UnitOfWork, batch: Sequence[Enrolled]) -> None:
             True,
         )
         records.append(record)
-    uow.session.add_all([entry(record) for record in records])
+    if records:
+        await uow.session.execute(insert(AuditEntry), [_row(record) for record in records])
     uow.after_commit(lambda: telemetry.AUDIT_ENTRIES.inc("success", amount=len(records)))
 
 

@@ -230,7 +230,7 @@ async def enrol_new(
             )
         )
         _announce(uow, token, gateway, request.transport, True)
-    audit.enrolments(uow, enrolled)
+    await audit.enrolments(uow, enrolled)
     return results
 
 

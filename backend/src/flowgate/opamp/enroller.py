@@ -20,9 +20,19 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from flowgate import telemetry
 from flowgate.opamp.auth import Busy
 
 log = logging.getLogger(__name__)
+
+BATCHES = telemetry.Counter(
+    "flowgate_opamp_enrolment_batches",
+    "Batches of OpAMP enrolments run (one transaction for the new agents of each)",
+)
+BATCHED = telemetry.Counter(
+    "flowgate_opamp_enrolments_batched",
+    "OpAMP enrolments that went through a batch (see flowgate_opamp_enrolment_batches)",
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,9 +49,8 @@ class Enroller(Generic[T, R]):
         self._max_queued = max_queued
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._task: asyncio.Task[None] | None = None
-        #: Batches run and items enrolled through them (for tests and benchmarks).
+        #: Batches run (this enroller's part of :data:`BATCHES`, for benchmarks).
         self.batches = 0
-        self.items = 0
 
     async def submit(self, item: T) -> R:
         """``item``'s result once its batch has committed; raises its error, or :class:`Busy`
@@ -76,7 +85,8 @@ class Enroller(Generic[T, R]):
 
     async def _one(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
-        self.items += len(batch)
+        BATCHES.inc()
+        BATCHED.inc(amount=len(batch))
         try:
             results: Sequence[R | Exception] = await self._run([item for item, _ in batch])
         except Exception as exc:  # the batch's transaction failed: every caller gets why

@@ -136,7 +136,7 @@ class AgentStore:
         """Enrol a batch of agents (the enroller's ``run``): the new ones in one unit of work
         (:func:`~flowgate.gateways.registration.enrol_new`), then each agent whose gateway
         exists (a re-registration) or that the batch could not take, the way one is enrolled
-        alone (:meth:`_enrol_one`), a few at a time."""
+        alone (:meth:`enrol_one`), a few at a time."""
         results: list[Loaded | Exception | None] = [None] * len(batch)
         singles = await self._enrol_new(batch, results)
         gate = asyncio.Semaphore(self._settings.opamp_db_concurrency)
@@ -144,7 +144,7 @@ class AgentStore:
         async def single(index: int) -> None:
             async with gate:
                 try:
-                    results[index] = await self._enrol_one(batch[index])
+                    results[index] = await self.enrol_one(batch[index])
                 except Exception as exc:
                     results[index] = exc
 
@@ -216,8 +216,9 @@ class AgentStore:
             offer_token=enrolment.opamp_token,
         )
 
-    async def _enrol_one(self, item: Enrolling) -> Loaded | None:
-        """Enrol one agent in its own unit of work: find or create its gateway."""
+    async def enrol_one(self, item: Enrolling) -> Loaded | None:
+        """Enrol one agent in its own unit of work: find or create its gateway (what a
+        re-registration takes; every enrolment did before batching)."""
         async with self._unit_of_work() as uow:
             enrolled = await self._enrol(uow, item.uid, item.msg, item.cred, item.transport)
             if enrolled is None:
