@@ -154,8 +154,7 @@ class OpAMPAgents:
             agent = None
         if agent is None:
             try:
-                async with self.admission.slot():
-                    loaded = await self.store.load(uid, msg, cred, transport)
+                loaded = await self.store.load(uid, msg, cred, transport)  # admitted there
             except EnrolmentConflict:
                 # Another enrolment of this gateway is committing; its retry finds it.
                 raise RetryLater(random.randint(1, 3)) from None
