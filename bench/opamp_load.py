@@ -17,10 +17,10 @@ database writes are measured. One JSON object goes to stdout; progress goes to s
 
 ``--reconnect`` adds a restart: agents take the OpAMP token the server offers them
 (``connection_settings.opamp`` headers), and after the steady window the private server is
-stopped and started again on the same data directory and database. Every agent then comes
-back with its own token and uid (retrying like a real agent meanwhile) and the ``reconnect``
-section reports how long until all were connected, answered and healthy, the failed attempts
-by kind, and the database transactions of the storm.
+stopped and started again on the same data directory and database. Once it is ready, every
+agent comes back at once with its own token and uid (retrying on 503/UNAVAILABLE like a real
+agent) and the ``reconnect`` section reports how long until all were connected, answered and
+healthy, the failed attempts by kind, and the database transactions of the storm.
 
 By default a private server is started (``flowgate serve`` with its own data directory, port and
 secret; PostgreSQL gets a fresh database that is dropped afterwards). ``--url`` targets a running
@@ -287,7 +287,7 @@ class WorkerConfig:
 @dataclass
 class WorkerStats:
     connect: Histogram = field(default_factory=Histogram)  # TCP + WebSocket upgrade
-    upgraded_at: Histogram = field(default_factory=Histogram)  # reconnect: stop -> upgrade
+    upgraded_at: Histogram = field(default_factory=Histogram)  # reconnect: ready -> upgrade
     first_reply: Histogram = field(default_factory=Histogram)  # full state -> reply (enrolment)
     time_to_connect: Histogram = field(default_factory=Histogram)  # schedule -> answered, retries
     connect_errors: int = 0  # failed attempts (each retried until --connect-timeout)
@@ -376,7 +376,7 @@ class Worker:
         self.sockets: list[Any] = []
         #: --reconnect: index -> (uid, start time, the OpAMP token the server offered).
         self.known: dict[int, tuple[bytes, int, str]] = {}
-        self.t_restart: float | None = None  # --reconnect: when the server was stopped
+        self.t_restart: float | None = None  # --reconnect: when the server was ready again
 
     # -- control channel (orchestrator <-> worker) ------------------------------------------------
     def _on_pipe(self) -> None:
@@ -432,8 +432,8 @@ class Worker:
 
     # -- --reconnect: the same agents again, after a server restart ------------------------------
     async def _reconnect_phase(self) -> None:
-        """Wait for the restart, then bring every known agent back with its own OpAMP token,
-        heartbeating until told to stop; fresh stats for this phase."""
+        """Wait until the restarted server is ready, then bring every known agent back at
+        once with its own OpAMP token, heartbeating until told to stop; fresh stats."""
         kind, t_restart = await self.commands.get()
         if kind != "restarting":
             return
@@ -1461,19 +1461,20 @@ def attempt_kinds(errors: Counter[str]) -> dict[str, int]:
 
 
 def reconnect_storm(args: argparse.Namespace, server: Server, fleet: Fleet) -> dict[str, Any]:
-    """Restart the private server under the connected fleet and measure the storm: every
-    agent retries from the moment the server stops, with its own OpAMP token."""
+    """Restart the private server under the connected fleet and measure the storm: once the
+    server is ready again, every agent reconnects at once with its own OpAMP token (the herd
+    the server must absorb; how long the restart itself took is reported apart, because
+    agents retrying during it would only spread their arrival over their backoff)."""
     marks: dict[str, Any] = {}
 
     def stopped() -> None:
-        marks["stopped"] = time.monotonic()
         marks["pg"] = pg_counters(server.pg_name)  # the database is quiet now
-        fleet.send(("restarting", marks["stopped"]))
 
     log("restarting the server under the fleet")
     t_stop = time.monotonic()
     server.restart(stopped)
     t_ready = time.monotonic()
+    fleet.send(("restarting", t_ready))
     log(f"server ready again after {t_ready - t_stop:.1f}s; agents coming back")
     ramped = fleet.expect("ramped", args.reconnect_timeout + args.connect_timeout)
     t_answered = time.monotonic()
@@ -1499,7 +1500,7 @@ def reconnect_storm(args: argparse.Namespace, server: Server, fleet: Fleet) -> d
     answered = stats.time_to_connect.summary_ms()
 
     def since_ready(ms: float | None) -> float | None:
-        return None if ms is None else round(ms / 1000 - (t_ready - t_stop), 2)
+        return None if ms is None else round(ms / 1000, 2)
 
     db = None
     if marks.get("pg") and pg_answered:
@@ -1510,7 +1511,7 @@ def reconnect_storm(args: argparse.Namespace, server: Server, fleet: Fleet) -> d
         "agents_failed": stats.failed,
         "server_down_s": round(t_ready - t_stop, 2),
         "seconds_until_all_connected": since_ready(upgraded["max"]),
-        "seconds_until_all_answered": round(t_answered - t_ready, 2),
+        "seconds_until_all_answered": since_ready(answered["max"]),
         "seconds_until_all_healthy": round(healthy_at - t_ready, 2) if healthy_at else None,
         "healthy_gateways": healthy,
         "heartbeat_s": args.heartbeat,
@@ -1518,6 +1519,7 @@ def reconnect_storm(args: argparse.Namespace, server: Server, fleet: Fleet) -> d
             "connected_p50": since_ready(upgraded["p50"]),
             "connected_p99": since_ready(upgraded["p99"]),
             "answered_p50": since_ready(answered["p50"]),
+            "answered_p90": since_ready(answered["p90"]),
             "answered_p99": since_ready(answered["p99"]),
         },
         "failed_attempts": stats.connect_errors,

@@ -196,6 +196,6 @@ async def test_retry_after_is_jittered(make_server: Any) -> None:
             if reply.HasField("error_response"):
                 seen.append(reply.error_response.retry_info.retry_after_nanoseconds // 10**9)
     assert len(seen) >= 40, seen
-    # FLOWGATE_OPAMP_RETRY_JITTER (default 0.5): 10 s plus 0..5 s, in whole seconds.
-    assert all(10 <= s <= 15 for s in seen), seen
+    # FLOWGATE_OPAMP_RETRY_JITTER (default 0.5): 10 s give or take 5 s, in whole seconds.
+    assert all(5 <= s <= 15 for s in seen), seen
     assert len(set(seen)) > 1, "every agent told to come back in the same second"

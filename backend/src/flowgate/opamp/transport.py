@@ -95,11 +95,13 @@ class OpAMPEndpoint:
 
     def _retry_after(self) -> int:
         """Seconds an agent told to come back later should wait (``Retry-After``, or the
-        ``retry_info`` of UNAVAILABLE): ``opamp_retry_after_seconds`` plus a uniform jitter
-        of up to ``opamp_retry_jitter`` of it, in whole seconds. Without the jitter, every
-        agent refused in the same second of a storm comes back in the same second."""
+        ``retry_info`` of UNAVAILABLE): ``opamp_retry_after_seconds``, give or take up to
+        ``opamp_retry_jitter`` of it, uniformly in whole seconds (at least 1; the mean stays
+        the setting). Without the jitter, every agent refused in the same second of a storm
+        comes back in the same second."""
         base = self.settings.opamp_retry_after_seconds
-        return base + random.randint(0, int(base * self.settings.opamp_retry_jitter))
+        spread = int(base * self.settings.opamp_retry_jitter)
+        return max(1, base + random.randint(-spread, spread))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         audit.client_address.set(scope["client"][0] if scope.get("client") else None)
