@@ -15,6 +15,13 @@ Phases: connect ramp (``--connect-rate`` new agents/s, each sending full state),
 steady window of ``--duration`` seconds in which heartbeat latency, server CPU, server RSS and
 database writes are measured. One JSON object goes to stdout; progress goes to stderr.
 
+``--reconnect`` adds a restart: agents take the OpAMP token the server offers them
+(``connection_settings.opamp`` headers), and after the steady window the private server is
+stopped and started again on the same data directory and database. Once it is ready, every
+agent comes back at once with its own token and uid (retrying on 503/UNAVAILABLE like a real
+agent) and the ``reconnect`` section reports how long until all were connected, answered and
+healthy, the failed attempts by kind, and the database transactions of the storm.
+
 By default a private server is started (``flowgate serve`` with its own data directory, port and
 secret; PostgreSQL gets a fresh database that is dropped afterwards). ``--url`` targets a running
 server instead (then pass ``--token``, and ``--server-pid`` / ``--pg-database`` for the server
@@ -51,6 +58,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +75,7 @@ CAPABILITIES = int(
     | opamp_pb2.AgentCapabilities_ReportsHeartbeat
 )
 REPORT_FULL_STATE = int(opamp_pb2.ServerToAgentFlags_ReportFullState)
+ACCEPTS_CONNECTION_SETTINGS = int(opamp_pb2.AgentCapabilities_AcceptsOpAMPConnectionSettings)
 UNAVAILABLE = int(opamp_pb2.ServerErrorResponseType_Unavailable)
 WS_HEADER = b"\x00"
 PROTOBUF = "application/x-protobuf"
@@ -272,11 +281,13 @@ class WorkerConfig:
     source_addresses: tuple[str, ...]
     reply_timeout: float
     connect_timeout: float
+    reconnect: bool = False  # take the offered OpAMP token; come back after a restart
 
 
 @dataclass
 class WorkerStats:
     connect: Histogram = field(default_factory=Histogram)  # TCP + WebSocket upgrade
+    upgraded_at: Histogram = field(default_factory=Histogram)  # reconnect: ready -> upgrade
     first_reply: Histogram = field(default_factory=Histogram)  # full state -> reply (enrolment)
     time_to_connect: Histogram = field(default_factory=Histogram)  # schedule -> answered, retries
     connect_errors: int = 0  # failed attempts (each retried until --connect-timeout)
@@ -363,6 +374,9 @@ class Worker:
         self.drained = asyncio.Event()
         self.commands: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.sockets: list[Any] = []
+        #: --reconnect: index -> (uid, start time, the OpAMP token the server offered).
+        self.known: dict[int, tuple[bytes, int, str]] = {}
+        self.t_restart: float | None = None  # --reconnect: when the server was ready again
 
     # -- control channel (orchestrator <-> worker) ------------------------------------------------
     def _on_pipe(self) -> None:
@@ -404,10 +418,64 @@ class Worker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if not self.cfg.reconnect:  # else the restarting server closes them
+            self._abort_sockets()
+        self.pipe.send(("result", self.stats.to_wire()))
+        if self.cfg.reconnect:
+            await self._reconnect_phase()
+
+    def _abort_sockets(self) -> None:
         for sock in self.sockets:
             with contextlib.suppress(Exception):
                 sock.transport.abort()
-        self.pipe.send(("result", self.stats.to_wire()))
+        self.sockets = []
+
+    # -- --reconnect: the same agents again, after a server restart ------------------------------
+    async def _reconnect_phase(self) -> None:
+        """Wait until the restarted server is ready, then bring every known agent back at
+        once with its own OpAMP token, heartbeating until told to stop; fresh stats."""
+        kind, t_restart = await self.commands.get()
+        if kind != "restarting":
+            return
+        self._abort_sockets()  # the old server closed them
+        self.stats = WorkerStats()
+        self.window, self.stopping, self.attempted = None, False, 0
+        self.t_restart = float(t_restart)
+        gc.unfreeze()
+        tasks = [
+            asyncio.create_task(self._come_back(index, position))
+            for position, index in enumerate(self.cfg.indices)
+        ]
+        while (await self.commands.get())[0] != "stop":
+            pass
+        self.stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._abort_sockets()
+        self.pipe.send(("reconnect_result", self.stats.to_wire()))
+
+    async def _come_back(self, index: int, position: int) -> None:
+        cfg, restart = self.cfg, self.t_restart
+        assert restart is not None
+        known = self.known.get(index)
+        if known is None:  # never enrolled: nothing to come back with
+            self.stats.failed += 1
+            self._attempt_done()
+            return
+        uid, started_ns, token = known
+        address = cfg.source_addresses[position % len(cfg.source_addresses)]
+        connected = await self._connect(uid, index, started_ns, address, restart, token)
+        if connected is None:
+            self.stats.failed += 1
+            self._attempt_done()
+            return
+        exchange, reply, seq = connected
+        self.stats.connected += 1
+        self.stats.time_to_connect.add(time.monotonic() - restart)
+        self._attempt_done()
+        phase = index * cfg.heartbeat / cfg.total_agents
+        await self._heartbeats(uid, index, phase, started_ns, exchange, reply, seq)
 
     def _attempt_done(self) -> None:
         self.attempted += 1
@@ -435,17 +503,26 @@ class Worker:
         exchange, reply, seq = connected
         self.stats.connected += 1
         self.stats.time_to_connect.add(time.monotonic() - scheduled)
+        if cfg.reconnect and (own := offered_token(reply)):
+            self.known[index] = (uid, started_ns, own)
         self._attempt_done()
         await self._heartbeats(uid, index, phase, started_ns, exchange, reply, seq)
 
     async def _connect(
-        self, uid: bytes, index: int, started_ns: int, address: str, scheduled: float
+        self,
+        uid: bytes,
+        index: int,
+        started_ns: int,
+        address: str,
+        scheduled: float,
+        token: str | None = None,
     ) -> tuple[Any, opamp_pb2.ServerToAgent, int] | None:
         """Connect and send full state until answered, like a well-behaved agent: after the
         server's Retry-After (503 on a poll or an upgrade, UNAVAILABLE on an open WebSocket,
         which is kept) plus up to 50 % jitter, otherwise after a backoff from 1 s doubling to
         30 s with jitter; give up ``connect_timeout`` after the scheduled time. Returns the
-        exchange, the reply and the last sequence number used."""
+        exchange, the reply and the last sequence number used. ``token``: the agent's own
+        OpAMP token (default: the registration token)."""
         cfg = self.cfg
         deadline = scheduled + cfg.connect_timeout
         backoff = 1.0
@@ -457,9 +534,9 @@ class Worker:
             try:
                 async with asyncio.timeout_at(_loop_deadline(deadline)):
                     if exchange is None and cfg.transport == "ws":
-                        ws, exchange = await self._ws_open(address)
+                        ws, exchange = await self._ws_open(address, token)
                     elif exchange is None:
-                        exchange = self._http_exchange(address)
+                        exchange = self._http_exchange(address, token)
                     sent = time.monotonic()
                     reply = await exchange(full_state(uid, seq, index, started_ns))
                 if reply.HasField("error_response"):
@@ -555,14 +632,14 @@ class Worker:
                 self.stats.ramp_latency.add(latency)
             want_full = bool(reply.flags & REPORT_FULL_STATE)
 
-    async def _ws_open(self, address: str) -> tuple[Any, Any]:
+    async def _ws_open(self, address: str, token: str | None = None) -> tuple[Any, Any]:
         from websockets.asyncio.client import connect
 
         cfg = self.cfg
         began = time.monotonic()
         ws = await connect(
             "ws" + cfg.base_url.removeprefix("http") + OPAMP_PATH,
-            additional_headers={"Authorization": f"Bearer {cfg.token}"},
+            additional_headers={"Authorization": f"Bearer {token or cfg.token}"},
             compression=None,
             proxy=None,
             ping_interval=None,
@@ -573,6 +650,8 @@ class Worker:
             local_addr=(address, 0),
         )
         self.stats.connect.add(time.monotonic() - began)
+        if self.t_restart is not None:
+            self.stats.upgraded_at.add(time.monotonic() - self.t_restart)
         self.sockets.append(ws)
 
         async def exchange(msg: opamp_pb2.AgentToServer) -> opamp_pb2.ServerToAgent:
@@ -584,7 +663,7 @@ class Worker:
 
         return ws, exchange
 
-    def _http_exchange(self, address: str) -> Any:
+    def _http_exchange(self, address: str, token: str | None = None) -> Any:
         """One plain-HTTP poll per call, each on a new connection from ``address``.
 
         A minimal HTTP/1.1 client instead of httpx: httpx cost ~2.3 ms of generator CPU per
@@ -598,7 +677,7 @@ class Worker:
         host, port = split.hostname or "127.0.0.1", split.port or 80
         head = (
             f"POST {OPAMP_PATH} HTTP/1.1\r\nHost: {split.netloc}\r\n"
-            f"Authorization: Bearer {self.cfg.token}\r\nContent-Type: {PROTOBUF}\r\n"
+            f"Authorization: Bearer {token or self.cfg.token}\r\nContent-Type: {PROTOBUF}\r\n"
             "Connection: close\r\nContent-Length: "
         ).encode()
 
@@ -618,6 +697,17 @@ class Worker:
             return _decode_reply(data)
 
         return exchange
+
+
+def offered_token(reply: opamp_pb2.ServerToAgent) -> str | None:
+    """The OpAMP token a reply offers (``connection_settings.opamp`` Authorization header),
+    as the Collector's OpAMP extension reads it."""
+    if not reply.HasField("connection_settings"):
+        return None
+    for header in reply.connection_settings.opamp.headers.headers:
+        if header.key.lower() == "authorization":
+            return header.value.removeprefix("Bearer ").strip() or None
+    return None
 
 
 def _decode_reply(data: bytes) -> opamp_pb2.ServerToAgent:
@@ -664,6 +754,9 @@ def raise_nofile_limit() -> int:
 def worker_main(cfg: WorkerConfig, pipe: multiprocessing.connection.Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the orchestrator stops us
     raise_nofile_limit()
+    if cfg.reconnect:  # every message of this process says it accepts the offered token
+        global CAPABILITIES
+        CAPABILITIES |= ACCEPTS_CONNECTION_SETTINGS
     import uvloop
 
     uvloop.run(Worker(cfg, pipe).run())
@@ -748,13 +841,17 @@ class Server:
         return env
 
     def start(self, timeout: float = 60) -> None:
-        import httpx
-
         if self.database == "postgres":
             self.pg_name = f"flowgate_bench_{uuid.uuid4().hex[:12]}"
             _pg(f'CREATE DATABASE "{self.pg_name}"')
         if self.workers > 1:
             self.bootstrap()
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
+        """Start ``flowgate serve`` on this data directory and database; wait until ready."""
+        import httpx
+
         env = self.env()
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -815,6 +912,15 @@ class Server:
             raise RuntimeError(
                 f"the server exited (code {self.proc.returncode}); see {self.log_path}"
             )
+
+    def restart(self, stopped: Callable[[], None], timeout: float = 120) -> None:
+        """Stop the server (SIGTERM, as an upgrade or a node restart would), call ``stopped``,
+        and start it again on the same data directory and database."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+        stopped()
+        self._launch(timeout)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -1140,6 +1246,7 @@ class Fleet:
                 source_addresses=layout.addresses[w],
                 reply_timeout=args.reply_timeout,
                 connect_timeout=args.connect_timeout,
+                reconnect=args.reconnect,
             )
             proc = ctx.Process(target=worker_main, args=(cfg, child), name=f"bench-worker-{w}")
             proc.start()
@@ -1193,6 +1300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"background load before start: {load}% of a core")
     server: Server | None = None
     fleet: Fleet | None = None
+    restart: dict[str, Any] | None = None
     try:
         if args.url:
             base_url, token = args.url.rstrip("/"), args.token
@@ -1256,6 +1364,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         end = snap()
         log("collecting results")
         results = fleet.expect("result", args.reply_timeout + 120)
+        if args.reconnect:
+            assert server is not None  # parse_args refuses --reconnect with --url
+            restart = reconnect_storm(args, server, fleet)
         fleet.close()
     finally:
         if fleet is not None:
@@ -1264,17 +1375,161 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if server is not None:
             server.stop()
 
-    stats = WorkerStats()
-    for wire in results:
-        stats.merge_wire(wire)
+    stats = merged(results)
     server_log = server.log_path if server else None
     result = report(
         args, layout, stats, server_log, background, idle, t0, connected_ramp, start, end
     )
     result["code"] = code
+    if args.reconnect:
+        result["reconnect"] = restart
     if server is not None and args.probe:
         result["server_probe"] = probe_summary(server.tmp, start.at, end.at)
     return result
+
+
+def merged(wires: list[dict[str, Any]]) -> WorkerStats:
+    stats = WorkerStats()
+    for wire in wires:
+        stats.merge_wire(wire)
+    return stats
+
+
+# --- --reconnect: restart the server under the fleet ---------------------------------------------
+
+BATCHED = ("flowgate_opamp_batched_reads_total", "flowgate_opamp_batched_keys_total")
+
+
+def batched_reads(base_url: str) -> dict[str, float]:
+    """The server's coalesced-read counters (flowgate.opamp.loader) from /metrics, by read."""
+    import httpx
+
+    values: dict[str, float] = {}
+    with contextlib.suppress(httpx.HTTPError):
+        text = httpx.get(f"{base_url}/metrics", timeout=10, trust_env=False).text
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name.split("{", 1)[0] in BATCHED:
+                kind = "reads" if "reads" in name else "keys"
+                read = name.split('read="', 1)[1].split('"', 1)[0]
+                values[f"{kind}_{read}"] = float(value)
+    return values
+
+
+def healthy_count(client: Any) -> int | None:
+    """Gateways the fleet summary counts healthy (GET /api/v1/gateways), None if unreadable."""
+    import httpx
+
+    with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+        response = client.get("/api/v1/gateways", params={"limit": 1})
+        if response.status_code == 200:
+            return int(response.json()["summary"]["by_health"].get("healthy", 0))
+    return None
+
+
+def admin_client(server: Server) -> Any:
+    import httpx
+
+    client = httpx.Client(base_url=server.url, timeout=30, trust_env=False)
+    response = client.post(
+        "/api/v1/auth/login",
+        json={"email": "bench@example.com", "password": server.admin_password},
+    )
+    response.raise_for_status()
+    client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+    return client
+
+
+def attempt_kinds(errors: Counter[str]) -> dict[str, int]:
+    """Failed connect attempts by kind: what the spec allows (503/429 + Retry-After,
+    UNAVAILABLE + retry_info), the server being down (refused while it restarts), other."""
+    kinds: Counter[str] = Counter()
+    for text, count in errors.items():
+        if not text.startswith("connect:"):
+            continue
+        if "503" in text:
+            kinds["http_503"] += count
+        elif "429" in text:
+            kinds["http_429"] += count
+        elif "UNAVAILABLE" in text:
+            kinds["unavailable"] += count
+        elif "Refused" in text or "Errno 111" in text or "Connect call failed" in text:
+            kinds["server_down"] += count
+        else:
+            kinds["other"] += count
+    return dict(kinds)
+
+
+def reconnect_storm(args: argparse.Namespace, server: Server, fleet: Fleet) -> dict[str, Any]:
+    """Restart the private server under the connected fleet and measure the storm: once the
+    server is ready again, every agent reconnects at once with its own OpAMP token (the herd
+    the server must absorb; how long the restart itself took is reported apart, because
+    agents retrying during it would only spread their arrival over their backoff)."""
+    marks: dict[str, Any] = {}
+
+    def stopped() -> None:
+        marks["pg"] = pg_counters(server.pg_name)  # the database is quiet now
+
+    log("restarting the server under the fleet")
+    t_stop = time.monotonic()
+    server.restart(stopped)
+    t_ready = time.monotonic()
+    fleet.send(("restarting", t_ready))
+    log(f"server ready again after {t_ready - t_stop:.1f}s; agents coming back")
+    ramped = fleet.expect("ramped", args.reconnect_timeout + args.connect_timeout)
+    t_answered = time.monotonic()
+    pg_answered = pg_counters(server.pg_name)
+    reads = batched_reads(server.url)
+    connected = sum(c for c, _ in ramped)
+    log(f"{connected} agents back and answered {t_answered - t_ready:.1f}s after ready")
+    healthy_at, healthy = None, None
+    client = admin_client(server)
+    try:
+        deadline = t_answered + args.reconnect_timeout
+        while time.monotonic() < deadline:
+            healthy = healthy_count(client)
+            if healthy is not None and healthy >= connected:
+                healthy_at = time.monotonic()
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+    fleet.send(("stop", None))
+    stats = merged(fleet.expect("reconnect_result", args.reply_timeout + 120))
+    upgraded = stats.upgraded_at.summary_ms()
+    answered = stats.time_to_connect.summary_ms()
+
+    def since_ready(ms: float | None) -> float | None:
+        return None if ms is None else round(ms / 1000, 2)
+
+    db = None
+    if marks.get("pg") and pg_answered:
+        delta = {k: pg_answered[k] - marks["pg"][k] for k in pg_answered}
+        db = {"transactions": delta["xact_commit"] + delta["xact_rollback"], **delta}
+    return {
+        "agents": connected,
+        "agents_failed": stats.failed,
+        "server_down_s": round(t_ready - t_stop, 2),
+        "seconds_until_all_connected": since_ready(upgraded["max"]),
+        "seconds_until_all_answered": since_ready(answered["max"]),
+        "seconds_until_all_healthy": round(healthy_at - t_ready, 2) if healthy_at else None,
+        "healthy_gateways": healthy,
+        "heartbeat_s": args.heartbeat,
+        "from_ready_s": {
+            "connected_p50": since_ready(upgraded["p50"]),
+            "connected_p99": since_ready(upgraded["p99"]),
+            "answered_p50": since_ready(answered["p50"]),
+            "answered_p90": since_ready(answered["p90"]),
+            "answered_p99": since_ready(answered["p99"]),
+        },
+        "failed_attempts": stats.connect_errors,
+        "failed_attempts_by_kind": attempt_kinds(stats.errors),
+        "errors": dict(stats.errors),
+        "full_state_reply_ms": stats.first_reply.summary_ms(),
+        "heartbeat_reply_ms": stats.ramp_latency.summary_ms(),
+        "db_during_storm": db,
+        "server_batched_reads": reads,
+    }
 
 
 def report(
@@ -1427,7 +1682,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="record the server's GC pauses and flushes (bench/probe/sitecustomize.py)",
     )
     p.add_argument("--output", type=Path, help="also write the JSON result to this file")
+    p.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="agents take their offered OpAMP token; after the window the server restarts and "
+        "the storm of known agents coming back is measured (section 'reconnect')",
+    )
+    p.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        default=180.0,
+        help="--reconnect: give up waiting for all agents to be back and healthy after this (s)",
+    )
     args = p.parse_args(argv)
+    if args.reconnect and args.url:
+        p.error("--reconnect restarts the private server; it cannot be used with --url")
     if args.agents < 1 or args.connect_rate <= 0 or args.heartbeat <= 0:
         p.error("--agents, --connect-rate and --heartbeat must be positive")
     if any("=" not in item or not item.startswith("FLOWGATE_") for item in args.server_env):

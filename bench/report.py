@@ -148,6 +148,63 @@ CONNECT: list[Row] = [
 ]
 
 
+def _kinds(data: dict[str, Any]) -> str:
+    kinds = _get(data, "reconnect", "failed_attempts_by_kind") or {}
+    return ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(kinds.items())) or "none"
+
+
+def _db_storm(data: dict[str, Any]) -> str:
+    db = _get(data, "reconnect", "db_during_storm")
+    if not db:
+        return "n/a"
+    return f"{_fmt(db['transactions'])} ({_fmt(db['xact_commit'])} commits)"
+
+
+def _batched(data: dict[str, Any]) -> str:
+    reads = _get(data, "reconnect", "server_batched_reads") or {}
+    if not reads:
+        return "n/a"
+    return " / ".join(
+        f"{_fmt(int(reads.get(f'reads_{r}', 0)))} for {_fmt(int(reads.get(f'keys_{r}', 0)))}"
+        for r in ("identity", "state")
+    )
+
+
+RECONNECT: list[Row] = [
+    (
+        "agents back / failed",
+        lambda d: f"{_fmt(d['reconnect']['agents'])} / {_fmt(d['reconnect']['agents_failed'])}",
+    ),
+    ("server down: stop → ready (s)", lambda d: _fmt(d["reconnect"]["server_down_s"])),
+    (
+        "after ready: all connected / answered / healthy (s)",
+        lambda d: " / ".join(
+            _fmt(d["reconnect"][k])
+            for k in (
+                "seconds_until_all_connected",
+                "seconds_until_all_answered",
+                "seconds_until_all_healthy",
+            )
+        ),
+    ),
+    (
+        "after ready: answered p50 / p99 (s)",
+        lambda d: " / ".join(
+            _fmt(d["reconnect"]["from_ready_s"][k]) for k in ("answered_p50", "answered_p99")
+        ),
+    ),
+    ("failed attempts by kind (retried)", _kinds),
+    (
+        "full-state reply p50 / p99 (ms)",
+        lambda d: " / ".join(
+            _fmt(d["reconnect"]["full_state_reply_ms"][k]) for k in ("p50", "p99")
+        ),
+    ),
+    ("DB transactions, stop → all answered", _db_storm),
+    ("batched reads for agents: identity / state", _batched),
+]
+
+
 def _ms_to_s(value: float | None) -> float | None:
     return None if value is None else value / 1000
 
@@ -177,6 +234,10 @@ def main() -> None:
     print(table(runs, STEADY))
     print("\nConnect phase (new agents enrolling, full state first):\n")
     print(table(runs, CONNECT))
+    restarts = [(name, data) for name, data in runs if data.get("reconnect")]
+    if restarts:
+        print("\nReconnect after a server restart (known agents, their own OpAMP tokens):\n")
+        print(table(restarts, RECONNECT))
 
 
 if __name__ == "__main__":

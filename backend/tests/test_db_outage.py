@@ -78,7 +78,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     live = LiveServer(
         data_dir=tmp / "data",
         database_url=pg_url(name, proxy.port),
-        extra_env={"FLOWGATE_OPAMP_RETRY_AFTER_SECONDS": OPAMP_RETRY_AFTER},
+        extra_env={
+            "FLOWGATE_OPAMP_RETRY_AFTER_SECONDS": OPAMP_RETRY_AFTER,
+            "FLOWGATE_OPAMP_RETRY_JITTER": "0",
+        },
     )
     try:
         live.start()

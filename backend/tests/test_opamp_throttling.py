@@ -33,6 +33,7 @@ async def test_overload_is_answered_with_retry_after(make_server: Any) -> None:
         FLOWGATE_OPAMP_MAX_MESSAGES_PER_SECOND="3",
         FLOWGATE_OPAMP_MAX_CONNECTIONS="1",
         FLOWGATE_OPAMP_RETRY_AFTER_SECONDS="42",
+        FLOWGATE_OPAMP_RETRY_JITTER="0",  # exact values here; test_reconnect_storm: the jitter
     )
     org = new_org(live, superuser_client(live))
     token = org.register()["opamp_token"]
@@ -67,6 +68,7 @@ def test_enrolment_storm_is_admitted_or_deferred_never_failed(make_server: Any) 
         FLOWGATE_OPAMP_DB_CONCURRENCY="1",
         FLOWGATE_OPAMP_MAX_QUEUED="2",
         FLOWGATE_OPAMP_RETRY_AFTER_SECONDS="7",
+        FLOWGATE_OPAMP_RETRY_JITTER="0",
     )
     org = new_org(live, superuser_client(live))
     token = org.registration_token(max_uses=None)

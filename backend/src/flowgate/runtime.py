@@ -134,7 +134,8 @@ def build_runtime(settings: Settings) -> Runtime:
     authenticator = Authenticator(settings, identities, unit_of_work, admission)
     rollouts = RolloutDriver(unit_of_work, settings.rollout_tick_seconds)
     reports = RolloutReports(unit_of_work, REPORT_FLUSH_SECONDS, on_written=rollouts.wake)
-    agents = OpAMPAgents(settings, AgentStore(settings, unit_of_work, presence), admission, reports)
+    store = AgentStore(settings, unit_of_work, presence, admission)
+    agents = OpAMPAgents(settings, store, admission, reports)
     events = EventHub(settings, unit_of_work)
     # The request's app state, not this factory: tests swap ``app.state.unit_of_work``.
     audit = Sink(lambda connection: connection.app.state.unit_of_work())

@@ -154,11 +154,9 @@ class OpAMPAgents:
             agent = None
         if agent is None:
             try:
-                if cred.shared:  # enrolments queue in the store's enroller, which admits them
-                    loaded = await self.store.load(uid, msg, cred, transport)
-                else:
-                    async with self.admission.slot():
-                        loaded = await self.store.load(uid, msg, cred, transport)
+                loaded = await self.store.load(
+                    uid, msg, cred, transport
+                )  # admitted there (enrolments by its enroller)
             except EnrolmentConflict:
                 # Another enrolment of this gateway is committing; its retry finds it.
                 raise RetryLater(random.randint(1, 3)) from None

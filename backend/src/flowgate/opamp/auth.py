@@ -1,6 +1,7 @@
 """Who an OpAMP peer is: its bearer token resolved to a credential, with admission control.
 
-A gateway's own OpAMP token (a JWT) is checked against the identity cache (no I/O when cached);
+A gateway's own OpAMP token (a JWT) is checked against the identity cache (no I/O when cached;
+after a restart the misses of many agents are read together, see :mod:`flowgate.opamp.loader`);
 a registration token (enrolment) is looked up by digest and remembered for
 ``REGISTRATION_CACHE_SECONDS``, because agents that cannot take the OpAMP token we offer poll
 with it for good. A revocation anywhere drops these caches on every replica (bus events).
@@ -22,6 +23,7 @@ from flowgate.core.security import digest
 from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
 from flowgate.gateways.identity import GatewayIdentity, IdentityCache
+from flowgate.opamp.loader import Coalescer
 from flowgate.tokens import service as tokens
 
 REGISTRATION_CACHE_SECONDS = 10.0
@@ -96,6 +98,10 @@ class Authenticator:
         self._unit_of_work = unit_of_work
         self._admission = admission
         self._registration_cache: dict[str, tuple[float, Credential]] = {}
+        #: Identity-cache misses (a reconnect storm) are read many to a query, in one slot.
+        self._identity_reads: Coalescer[uuid.UUID, GatewayIdentity] = Coalescer(
+            "identity", self._read_identities, admission.slot
+        )
 
     async def authenticate(self, token: str | None) -> Credential:
         """Resolve the bearer token of an upgrade or POST; raises a 401 domain error."""
@@ -122,13 +128,18 @@ class Authenticator:
         return cred
 
     async def _opamp(self, token: str) -> tuple[uuid.UUID, GatewayIdentity]:
-        if not self._identities.needs_database(token):  # the common case: no I/O at all
-            async with self._unit_of_work() as uow:
-                ident = await self._identities.authenticate(uow.session, token)
-        else:
-            async with self._admission.slot(), self._unit_of_work() as uow:
-                ident = await self._identities.authenticate(uow.session, token)
+        gateway_id, org_id = self._identities.claims(token)  # a bad token: 401 without I/O
+        ident = self._identities.cached(gateway_id)  # the common case: no I/O at all
+        if ident is None:
+            ident = await self._identity_reads.get(gateway_id)
+        ident = self._identities.verify(token, gateway_id, org_id, ident)
         return ident.org_id, ident
+
+    async def _read_identities(
+        self, gateway_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, GatewayIdentity]:
+        async with self._unit_of_work() as uow:
+            return await self._identities.load_many(uow.session, gateway_ids)
 
     def forget_registration_tokens(self) -> None:
         """A registration token was revoked: stop trusting cached checks at once."""

@@ -4,8 +4,11 @@
 restart): it authenticates the gateway row, or enrols a new agent through the one enrolment
 function (:func:`flowgate.gateways.registration.enrol`), links the OpAMP instance_uid, restores
 the stored :class:`~flowgate.opamp.core.AgentState`, and loads the desired configuration, in one
-unit of work. Afterwards every message is memory only: :meth:`AgentStore.record` hands what
-changed to presence, which writes it in batches.
+unit of work. A known agent that comes back with the uid and transport its row already holds
+(a reconnect storm after a restart) needs no write: those are read many to a query
+(:mod:`flowgate.opamp.loader`), with their desired configurations. Afterwards every message is
+memory only: :meth:`AgentStore.record` hands what changed to presence, which writes it in
+batches.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from flowgate.gateways.models import Gateway, GatewayStatus
 from flowgate.gateways.presence import Presence
 from flowgate.gateways.schemas import INSTANCE_ID_PATTERN
 from flowgate.opamp import core
-from flowgate.opamp.auth import Credential
+from flowgate.opamp.auth import Admission, Credential
 from flowgate.opamp.enroller import Enroller
+from flowgate.opamp.loader import Coalescer
 from flowgate.opamp.proto import opamp_pb2
 from flowgate.tokens import service as tokens
 
@@ -59,6 +63,22 @@ class Loaded:
     updated: dict[str, str] = field(default_factory=dict)
     #: The gateway's stored agent-reported labels (to write only a change).
     agent_labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A gateway row as a batched read found it, with its desired config (plain values: they
+    outlive the read's session)."""
+
+    gateway_id: uuid.UUID
+    org_id: uuid.UUID
+    opamp_token: str | None
+    instance_uid: str | None
+    transport: str | None
+    status: GatewayStatus
+    opamp_state: dict[str, Any] | None
+    agent_labels: dict[str, str] | None
+    desired: Desired | None
 
 
 def remote_config(desired: Desired | None) -> core.RemoteConfig | None:
@@ -89,11 +109,20 @@ class Enrolling:
 
 class AgentStore:
     def __init__(
-        self, settings: Settings, unit_of_work: Callable[[], UnitOfWork], presence: Presence
+        self,
+        settings: Settings,
+        unit_of_work: Callable[[], UnitOfWork],
+        presence: Presence,
+        admission: Admission,
     ) -> None:
         self._settings = settings
         self._unit_of_work = unit_of_work
         self._presence = presence
+        #: Every database load takes an admission slot (a batch of known agents takes one).
+        self._admission = admission
+        self._stored: Coalescer[uuid.UUID, _Stored] = Coalescer(
+            "state", self._read_stored, admission.slot
+        )
         #: uid re-links buffered in presence since the last flush (see load).
         self.unflushed_rekeys = 0
         self.enroller: Enroller[Enrolling, Loaded | None] = Enroller(
@@ -121,16 +150,15 @@ class AgentStore:
             return await self.enroller.submit(
                 Enrolling(uid, msg, cred, transport, audit.client_address.get())
             )
-        async with self._unit_of_work() as uow:
-            session = uow.session
-            assert cred.ident is not None
-            gateway = await repository.by_id(session, cred.ident.gateway_id)
-            if gateway is None or gateway.opamp_token is None:
-                raise NotAuthenticated()
-            await _link_uid(session, gateway, uid)
-            loaded, status = await _loaded(session, gateway, uid, transport, None)
-        self._presence.observe_status(loaded.gateway_id, status)
-        return loaded
+        assert cred.ident is not None
+        stored = await self._stored.get(cred.ident.gateway_id)
+        if stored is None or stored.opamp_token is None:
+            raise NotAuthenticated()
+        if stored.instance_uid == uid.hex() and stored.transport == transport:
+            return self._loaded(stored, uid)
+        # A new uid to link or a new transport to write: this agent's own unit of work.
+        async with self._admission.slot():
+            return await self._load_one(uid, cred, transport)
 
     async def enrol_batch(self, batch: list[Enrolling]) -> list[Loaded | Exception | None]:
         """Enrol a batch of agents (the enroller's ``run``): the new ones in one unit of work
@@ -224,10 +252,73 @@ class AgentStore:
             if enrolled is None:
                 return None
             gateway, offer_token = enrolled
-            session = uow.session
-            loaded, status = await _loaded(session, gateway, item.uid, item.transport, offer_token)
-        self._presence.observe_status(loaded.gateway_id, status)
+            stored = await _stored(uow.session, gateway, item.transport)
+        return self._loaded(stored, item.uid, offer_token)
+
+    def _loaded(self, stored: _Stored, uid: bytes, offer_token: str | None = None) -> Loaded:
+        """The agent as its row was read (by a batch, or by its own unit of work)."""
+        opamp_state = stored.opamp_state or {}
+        state = _restore(opamp_state, uid)
+        loaded = Loaded(
+            gateway_id=stored.gateway_id,
+            org_id=stored.org_id,
+            guard=stored.opamp_token or "",
+            state=state,
+            desired=remote_config(stored.desired),
+            desired_version=stored.desired.version if stored.desired else None,
+            offer_token=offer_token,
+            updated=dict(opamp_state.get("updated_at") or {}) if state else {},
+            agent_labels=dict(stored.agent_labels or {}),
+        )
+        self._presence.observe_status(loaded.gateway_id, stored.status)
         return loaded
+
+    async def _read_stored(self, gateway_ids: list[uuid.UUID]) -> dict[uuid.UUID, _Stored]:
+        """The rows and desired configs of many reconnecting gateways: two queries, one
+        transaction (the coalesced read behind :meth:`load`)."""
+        async with self._unit_of_work() as uow:
+            session = uow.session
+            rows = (
+                await session.execute(
+                    select(
+                        Gateway.id,
+                        Gateway.org_id,
+                        Gateway.opamp_token,
+                        Gateway.opamp_instance_uid,
+                        Gateway.transport,
+                        Gateway.status,
+                        Gateway.opamp_state,
+                        Gateway.agent_labels,
+                    ).where(Gateway.id.in_(gateway_ids))
+                )
+            ).all()
+            desired = await assignments.desired_for(session, [row.id for row in rows])
+        return {
+            row.id: _Stored(
+                row.id,
+                row.org_id,
+                row.opamp_token,
+                row.opamp_instance_uid,
+                row.transport,
+                row.status,
+                row.opamp_state,
+                row.agent_labels,
+                desired.get(row.id),
+            )
+            for row in rows
+        }
+
+    async def _load_one(self, uid: bytes, cred: Credential, transport: str) -> Loaded:
+        """Load a known agent in its own unit of work, linking its new uid (see :meth:`load`)."""
+        assert cred.ident is not None
+        async with self._unit_of_work() as uow:
+            session = uow.session
+            gateway = await repository.by_id(session, cred.ident.gateway_id)
+            if gateway is None or gateway.opamp_token is None:
+                raise NotAuthenticated()
+            await _link_uid(session, gateway, uid)
+            stored = await _stored(session, gateway, transport)
+        return self._loaded(stored, uid)
 
     async def _enrol(
         self,
@@ -284,27 +375,21 @@ class AgentStore:
         self._presence.record(gateway_id, guard, last_seen=utcnow(), status=GatewayStatus.inactive)
 
 
-async def _loaded(
-    session: AsyncSession, gateway: Gateway, uid: bytes, transport: str, offer_token: str | None
-) -> tuple[Loaded, GatewayStatus]:
-    """The gateway's stored state and desired configuration, to serve the agent from memory
-    (and the status it was found in)."""
+async def _stored(session: AsyncSession, gateway: Gateway, transport: str) -> _Stored:
+    """A gateway loaded in its own unit of work, as a batch read would have found it (with
+    the transport the agent uses now written)."""
     gateway.transport = transport
-    desired = await assignments.desired(session, gateway.id)
-    stored = gateway.opamp_state or {}
-    state = _restore(stored, uid)
-    loaded = Loaded(
-        gateway_id=gateway.id,
-        org_id=gateway.org_id,
-        guard=gateway.opamp_token or "",
-        state=state,
-        desired=remote_config(desired),
-        desired_version=desired.version if desired else None,
-        offer_token=offer_token,
-        updated=dict(stored.get("updated_at") or {}) if state else {},
-        agent_labels=dict(gateway.agent_labels or {}),
+    return _Stored(
+        gateway.id,
+        gateway.org_id,
+        gateway.opamp_token,
+        gateway.opamp_instance_uid,
+        transport,
+        gateway.status,
+        gateway.opamp_state,
+        gateway.agent_labels,
+        await assignments.desired(session, gateway.id),
     )
-    return loaded, gateway.status
 
 
 def _enrol_request(

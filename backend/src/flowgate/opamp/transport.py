@@ -20,6 +20,7 @@ import contextlib
 import gzip
 import json
 import logging
+import random
 import zlib
 
 from fastapi import FastAPI
@@ -91,6 +92,16 @@ class OpAMPEndpoint:
         public = self.settings.resolved_public_url
         self.http_endpoint = public + path
         self.ws_endpoint = "ws" + public.removeprefix("http") + path
+
+    def _retry_after(self) -> int:
+        """Seconds an agent told to come back later should wait (``Retry-After``, or the
+        ``retry_info`` of UNAVAILABLE): ``opamp_retry_after_seconds``, give or take up to
+        ``opamp_retry_jitter`` of it, uniformly in whole seconds (at least 1; the mean stays
+        the setting). Without the jitter, every agent refused in the same second of a storm
+        comes back in the same second."""
+        base = self.settings.opamp_retry_after_seconds
+        spread = int(base * self.settings.opamp_retry_jitter)
+        return max(1, base + random.randint(-spread, spread))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         audit.client_address.set(scope["client"][0] if scope.get("client") else None)
@@ -193,7 +204,7 @@ class OpAMPEndpoint:
         await self._retry_later(send, OVERLOADED)
 
     async def _retry_later(self, send: Send, detail: str, seconds: int | None = None) -> None:
-        retry = str(seconds or self.settings.opamp_retry_after_seconds).encode()
+        retry = str(seconds or self._retry_after()).encode()
         await _plain(send, 503, detail, [(b"retry-after", retry)])
 
     async def _process(
@@ -210,9 +221,7 @@ class OpAMPEndpoint:
             if connection is None:
                 raise  # plain HTTP answers 503 + Retry-After
             seconds = exc.seconds if isinstance(exc, RetryLater) else None
-            return core.unavailable_reply(
-                bytes(msg.instance_uid), seconds or self.settings.opamp_retry_after_seconds
-            )
+            return core.unavailable_reply(bytes(msg.instance_uid), seconds or self._retry_after())
         except NotAuthenticated as exc:
             if connection is None:
                 raise  # plain HTTP answers 401
@@ -231,9 +240,7 @@ class OpAMPEndpoint:
             outage.tracker.failed(exc, where=transport)
             if connection is None:
                 raise _DatabaseUnavailable() from exc  # plain HTTP answers 503 + Retry-After
-            reply = core.unavailable_reply(
-                bytes(msg.instance_uid), self.settings.opamp_retry_after_seconds
-            )
+            reply = core.unavailable_reply(bytes(msg.instance_uid), self._retry_after())
             reply.error_response.error_message = outage.DETAIL
             return reply
 
@@ -253,11 +260,11 @@ class OpAMPEndpoint:
             await _deny(scope, send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
             return
         except Exception as exc:  # Busy, or the database is unavailable
-            retry = str(self.settings.opamp_retry_after_seconds).encode()
+            retry = str(self._retry_after()).encode()
             await _deny(scope, send, 503, _auth_unavailable(exc), [(b"retry-after", retry)])
             return
         if self.agents.connections >= self.settings.opamp_max_connections:
-            retry = str(self.settings.opamp_retry_after_seconds).encode()
+            retry = str(self._retry_after()).encode()
             await _deny(
                 scope, send, 503, "server is at its connection limit", [(b"retry-after", retry)]
             )
@@ -323,9 +330,7 @@ class OpAMPEndpoint:
                 bad = 0
                 last_uid = bytes(msg.instance_uid)
                 if not self.agents.throttle.allow():
-                    reply = core.unavailable_reply(
-                        last_uid, self.settings.opamp_retry_after_seconds
-                    )
+                    reply = core.unavailable_reply(last_uid, self._retry_after())
                 else:
                     with selftelemetry.opamp_span("opamp-ws"):
                         reply = await self._process(
