@@ -13,6 +13,7 @@ multi-worker supervisor stops too.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,30 @@ _LAST_MESSAGES = {
     "lifespan.shutdown.complete",
     "lifespan.shutdown.failed",
 }
+
+
+#: uvicorn's WebSocket layer for OpAMP (see docs/benchmarks.md for how the choices compare).
+WS_IMPLEMENTATION = "websockets-sansio"
+
+
+def uvicorn_options(max_message_bytes: int) -> dict[str, Any]:
+    """The transport choices of ``flowgate serve``, one place for them: bench/opamp_floor.py
+    serves its floor with the same ones, so a FlowGate/floor ratio compares only our code.
+
+    uvloop and httptools (C parsers), no permessage-deflate (it costs ~30 KiB per idle
+    WebSocket), no server pings (OpAMP agents heartbeat themselves), no access log.
+    """
+    return {
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": WS_IMPLEMENTATION,
+        "ws_max_size": max_message_bytes,
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": None,
+        "access_log": False,
+        "server_header": False,
+        "backlog": 4096,
+    }
 
 
 def refusal(settings: Settings) -> str:
