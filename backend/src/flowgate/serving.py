@@ -115,10 +115,25 @@ class ServerLocked:
 
 def create_served_app() -> ServerLocked:
     """uvicorn factory (``flowgate.serving:create_served_app``) used by ``flowgate serve``."""
-    from flowgate.main import create_app
+    from flowgate.core.headers import SecurityHeaders
+    from flowgate.core.limits import RequestLimits
+    from flowgate.main import OPAMP_PATHS, create_app
+    from flowgate.opamp.transport import opamp_in_front
 
     settings = Settings()
-    return ServerLocked(create_app(settings), settings)
+
+    def guard(endpoint: ASGIApp) -> ASGIApp:
+        # The two layers of create_app's stack that act on OpAMP paths, configured alike.
+        return SecurityHeaders(
+            RequestLimits(
+                endpoint,
+                max_bytes=settings.max_body_bytes,
+                max_header_bytes=settings.max_header_bytes,
+                skip_prefixes=OPAMP_PATHS,
+            )
+        )
+
+    return ServerLocked(opamp_in_front(create_app(settings), guard), settings)
 
 
 class _Supervisor(Multiprocess):

@@ -29,10 +29,11 @@ import functools
 import hashlib
 import json
 import math
+import operator
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
@@ -501,7 +502,7 @@ def _combined_hash(opamp_hash: bytes, own_metrics_hash: bytes) -> bytes:
 _STATE_FORMAT: Final = 1
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentState:
     """Everything FlowGate remembers about one agent, as plain JSON-compatible values.
 
@@ -611,6 +612,15 @@ class AgentState:
             remote_config_offered_hash=data.get("remote_config_offered_hash"),
             connection_settings_offered_hash=data.get("connection_settings_offered_hash"),
         )
+
+
+_STATE_VALUES: Final = operator.attrgetter(*(f.name for f in fields(AgentState)))
+
+
+def _copy_state(state: AgentState) -> AgentState:
+    """A shallow copy (nested values shared, see the module docstring): a tenth of what
+    ``copy.copy`` costs, and :func:`process` makes one for every message."""
+    return AgentState(*_STATE_VALUES(state))
 
 
 _WELL_KNOWN_ATTRIBUTES: Final = (
@@ -999,7 +1009,7 @@ def process(
             full_state_requested=False,
             stale=True,
         )
-    new = copy.copy(old)
+    new = _copy_state(old)
     changed: set[str] = set()
 
     seq: int = msg.sequence_num

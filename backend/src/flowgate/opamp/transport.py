@@ -21,6 +21,7 @@ import gzip
 import json
 import logging
 import zlib
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -291,7 +292,9 @@ class OpAMPEndpoint:
         try:
             while not closed.is_set():
                 try:
-                    event = await asyncio.wait_for(receive(), timeout=idle)
+                    # A timer around the wait only: wait_for() would make a task per message.
+                    async with asyncio.timeout(idle):
+                        event = await receive()
                 except TimeoutError:
                     log.info("opamp websocket idle; closing")
                     await close(1001)
@@ -425,7 +428,7 @@ async def _deny(
 class OpAMPRouter:
     """Outermost ASGI layer: OpAMP paths go to :class:`OpAMPEndpoint`, the rest to FastAPI."""
 
-    def __init__(self, app: ASGIApp, endpoints: dict[str, OpAMPEndpoint]) -> None:
+    def __init__(self, app: ASGIApp, endpoints: Mapping[str, ASGIApp]) -> None:
         self.app = app
         self.endpoints = endpoints
 
@@ -443,6 +446,23 @@ def mount_opamp(
 ) -> None:
     endpoints = {path: OpAMPEndpoint(agents, auth, path) for path in paths}
     app.add_middleware(OpAMPRouter, endpoints=endpoints)
+    app.state.opamp_endpoints = endpoints  # for opamp_in_front
 
 
-__all__ = ["OpAMPEndpoint", "OpAMPRouter", "mount_opamp"]
+def opamp_in_front(app: FastAPI, guard: Callable[[ASGIApp], ASGIApp]) -> ASGIApp:
+    """``app`` with its OpAMP endpoints routed before FastAPI's own middleware stack.
+
+    Inside FastAPI an OpAMP request passes ~10 ASGI layers (Starlette's error and exception
+    layers, FastAPI's body-limit and telemetry layers, ...) that do nothing for it, and each
+    costs CPU per plain-HTTP poll and a coroutine frame held for a WebSocket's whole life.
+    ``guard`` wraps each endpoint in the layers that do act on OpAMP paths (security headers,
+    header-size limit), so answers stay the same. Other paths go to ``app`` unchanged (its
+    inner router still serves OpAMP paths for callers that use ``app`` directly).
+    """
+    endpoints: dict[str, OpAMPEndpoint] | None = getattr(app.state, "opamp_endpoints", None)
+    if not endpoints:
+        return app
+    return OpAMPRouter(app, {path: guard(endpoint) for path, endpoint in endpoints.items()})
+
+
+__all__ = ["OpAMPEndpoint", "OpAMPRouter", "mount_opamp", "opamp_in_front"]
