@@ -217,9 +217,10 @@ class OpAMPAgents:
             reported = self._agent_labels(agent, state)
             if reported != agent.agent_labels:  # most descriptions change no label
                 values["agent_labels"] = agent.agent_labels = reported
+        stamp = None
         for key in ("effective_config", "remote_config_status", "health", "description"):
             if key in changed:
-                agent.updated[key] = now.isoformat()
+                agent.updated[key] = stamp = stamp or now.isoformat()  # one string for all
         if "remote_config_status" in changed:
             self._report_rollout(agent, state.remote_config_status or {})
         if "remote_config_status" in changed and agent.desired is not None:

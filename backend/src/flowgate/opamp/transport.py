@@ -240,15 +240,13 @@ class OpAMPEndpoint:
 
     # -- WebSocket -----------------------------------------------------------------------------
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        connect = await receive()
-        if connect["type"] != "websocket.connect":
+        if (await receive())["type"] != "websocket.connect":
             return
-        headers = _headers(scope)
+        # Read what is needed and keep no header dict: this frame lives as long as the socket.
+        authorization = _headers(scope).get(b"authorization")
         try:
             with selftelemetry.opamp_span("opamp-ws connect"):
-                cred = await self.auth.authenticate(
-                    bearer_token(_decode(headers.get(b"authorization")))
-                )
+                cred = await self.auth.authenticate(bearer_token(_decode(authorization)))
         except DomainError as exc:
             log.info("opamp websocket auth failed")
             await _deny(scope, send, 401, exc.detail, [(b"www-authenticate", b"Bearer")])
@@ -265,21 +263,25 @@ class OpAMPEndpoint:
             return
         await send({"type": "websocket.accept"})
         self.agents.connections += 1
-        closed = asyncio.Event()
+        # A plain flag, not an asyncio.Event (nobody waits on it; an Event holds a deque,
+        # ~0.6 KiB for each of thousands of idle sockets).
+        closed = False
 
         async def send_msg(msg: opamp_pb2.ServerToAgent) -> None:
-            if closed.is_set():
+            nonlocal closed
+            if closed:
                 return
             try:
                 await send({"type": "websocket.send", "bytes": core.encode_ws_frame(msg)})
             except OSError:
                 # The agent went away while we answered or pushed (uvicorn raises
                 # ClientDisconnected, an OSError): an ordinary end of the connection.
-                closed.set()
+                closed = True
 
         async def close(code: int) -> None:
-            if not closed.is_set():
-                closed.set()
+            nonlocal closed
+            if not closed:
+                closed = True
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": code})
 
@@ -291,7 +293,7 @@ class OpAMPEndpoint:
         last_uid = b""
         next_event = _IdleReceive(receive, idle)
         try:
-            while not closed.is_set():
+            while not closed:
                 try:
                     event = await next_event()
                 except TimeoutError:
@@ -300,7 +302,7 @@ class OpAMPEndpoint:
                     break
                 kind = event["type"]
                 if kind == "websocket.disconnect":
-                    closed.set()
+                    closed = True
                     break
                 if kind != "websocket.receive":
                     continue
@@ -339,7 +341,7 @@ class OpAMPEndpoint:
             await close(1011)
         finally:
             next_event.close()
-            closed.set()
+            closed = True
             self.agents.connections -= 1
             self.agents.connection_closed(connection)
 
