@@ -852,9 +852,13 @@ class FloorServer:
     def start(self, timeout: float = 30) -> None:
         command = [sys.executable, str(Path(__file__).with_name("opamp_floor.py"))]
         command += ["--port", str(self.port)] + (["--ws", self.ws] if self.ws else [])
+        # The floor always comes from this checkout, even when PYTHONPATH points the FlowGate
+        # server at another one (a before/after comparison).
+        src = str(Path(__file__).resolve().parent.parent / "backend" / "src")
+        env = dict(os.environ, PYTHONPATH=src)
         with self.log_path.open("ab") as out:
             self.proc = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
