@@ -902,6 +902,8 @@ def with_floor(result: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
     ours_us, floor_us = cpu_us_per_message(result), cpu_us_per_message(floor)
     ours_kib = result["server_memory"]["kib_per_agent"]
     floor_kib = floor["server_memory"]["kib_per_agent"]
+    if result["config"]["transport"] != "ws":
+        floor_kib = None  # an HTTP agent costs the floor nothing between polls: no ratio
     result["floor"] = floor
     result["vs_floor"] = {
         "cpu_us_per_message": ours_us,
