@@ -936,6 +936,100 @@ class Server:
         shutil.rmtree(self.tmp / "data", ignore_errors=True)  # keep server.log for the report
 
 
+@dataclass
+class FloorServer:
+    """The Python floor (bench/opamp_floor.py) as a subprocess, with :class:`Server`'s face:
+    the same agents run against it right after FlowGate, so the two compare in one run."""
+
+    ws: str | None = None
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="flowgate-floor-")))
+    port: int = field(default_factory=free_port)
+    pg_name: str | None = None  # no database
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmp / "floor.log"
+
+    def start(self, timeout: float = 30) -> None:
+        command = [sys.executable, str(Path(__file__).with_name("opamp_floor.py"))]
+        command += ["--port", str(self.port)] + (["--ws", self.ws] if self.ws else [])
+        # The floor always comes from this checkout, even when PYTHONPATH points the FlowGate
+        # server at another one (a before/after comparison).
+        src = str(Path(__file__).resolve().parent.parent / "backend" / "src")
+        env = dict(os.environ, PYTHONPATH=src)
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"floor server exited early; see {self.log_path}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"floor server did not start; see {self.log_path}")
+
+    def create_token(self) -> str:
+        return "floor"  # the floor checks no credential
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"the floor server exited; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def cpu_us_per_message(result: dict[str, Any]) -> float | None:
+    """Server CPU per answered steady-state message (µs) of one run's result."""
+    steady = result["steady"]
+    cpu, rate = steady["cpu_pct"]["server"], steady["answered_per_s"]
+    return round(10_000 * cpu / rate, 1) if cpu is not None and rate else None
+
+
+def with_floor(result: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """FlowGate's run plus the floor's, and FlowGate's cost as a ratio to the floor."""
+
+    def ratio(ours: float | None, base: float | None) -> float | None:
+        return round(ours / base, 2) if ours is not None and base else None
+
+    ours_us, floor_us = cpu_us_per_message(result), cpu_us_per_message(floor)
+    ours_kib = result["server_memory"]["kib_per_agent"]
+    floor_kib = floor["server_memory"]["kib_per_agent"]
+    if result["config"]["transport"] != "ws":
+        floor_kib = None  # an HTTP agent costs the floor nothing between polls: no ratio
+    result["floor"] = floor
+    result["vs_floor"] = {
+        "cpu_us_per_message": ours_us,
+        "floor_cpu_us_per_message": floor_us,
+        "cpu_ratio": ratio(ours_us, floor_us),
+        "kib_per_agent": ours_kib,
+        "floor_kib_per_agent": floor_kib,
+        "memory_ratio": ratio(ours_kib, floor_kib),
+        "kib_per_agent_over_floor": (
+            round(ours_kib - floor_kib, 2) if ours_kib is not None and floor_kib else None
+        ),
+        "messages_per_s": result["steady"]["answered_per_s"],
+        "floor_messages_per_s": floor["steady"]["answered_per_s"],
+        "floor_ws": floor["config"].get("floor_ws"),
+    }
+    result["summary"]["cpu_ratio_to_floor"] = result["vs_floor"]["cpu_ratio"]
+    result["summary"]["memory_ratio_to_floor"] = result["vs_floor"]["memory_ratio"]
+    return result
+
+
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -1291,18 +1385,24 @@ class Fleet:
                 proc.join()
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, floor: bool = False) -> dict[str, Any]:
     raise_nofile_limit()
     layout = plan(args)
     code = code_version()  # what the server will run: recorded before it starts
     if args.wait_quiet:
         load = wait_for_quiet(args.quiet_limit, args.wait_quiet)
         log(f"background load before start: {load}% of a core")
-    server: Server | None = None
+    server: Server | FloorServer | None = None
     fleet: Fleet | None = None
     restart: dict[str, Any] | None = None
     try:
-        if args.url:
+        if floor:
+            server = FloorServer(args.floor_ws)
+            log(f"starting the Python floor server, {server.tmp}")
+            server.start()
+            base_url, root_pid, pg_name = server.url, server.proc.pid, None  # type: ignore[union-attr]
+            token = server.create_token()
+        elif args.url:
             base_url, token = args.url.rstrip("/"), args.token
             root_pid, pg_name = args.server_pid, args.pg_database
             if not token:
@@ -1383,7 +1483,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["code"] = code
     if args.reconnect:
         result["reconnect"] = restart
-    if server is not None and args.probe:
+    if floor:
+        result["config"].update(server="floor", database=None, floor_ws=args.floor_ws)
+    if isinstance(server, Server) and args.probe:
         result["server_probe"] = probe_summary(server.tmp, start.at, end.at)
     return result
 
@@ -1681,6 +1783,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="record the server's GC pauses and flushes (bench/probe/sitecustomize.py)",
     )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="then run the same agents against the Python floor (bench/opamp_floor.py) and "
+        "report FlowGate's CPU per message and memory per agent as ratios to it",
+    )
+    p.add_argument(
+        "--floor-ws",
+        help="uvicorn --ws implementation of the floor (default: the one flowgate serve uses)",
+    )
     p.add_argument("--output", type=Path, help="also write the JSON result to this file")
     p.add_argument(
         "--reconnect",
@@ -1697,6 +1809,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.reconnect and args.url:
         p.error("--reconnect restarts the private server; it cannot be used with --url")
+    if args.reconnect and args.floor:
+        p.error("--reconnect and --floor are separate runs (the floor cannot restart)")
     if args.agents < 1 or args.connect_rate <= 0 or args.heartbeat <= 0:
         p.error("--agents, --connect-rate and --heartbeat must be positive")
     if any("=" not in item or not item.startswith("FLOWGATE_") for item in args.server_env):
@@ -1709,6 +1823,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     result = run(args)
+    if args.floor:
+        result = with_floor(result, run(args, floor=True))
+        log(f"versus the floor: {json.dumps(result['vs_floor'])}")
     text = json.dumps(result, indent=2)
     if args.output:
         args.output.write_text(text + "\n")

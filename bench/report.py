@@ -205,6 +205,43 @@ RECONNECT: list[Row] = [
 ]
 
 
+def _vs_floor(key: str) -> Callable[[dict[str, Any]], str]:
+    return lambda d: _fmt(_get(d, "vs_floor", key))
+
+
+def _ratio(key: str) -> Callable[[dict[str, Any]], str]:
+    def cell(d: dict[str, Any]) -> str:
+        value = _get(d, "vs_floor", key)
+        return "n/a" if value is None else f"{value:.2f}x"
+
+    return cell
+
+
+# Same agents, same schedule, one after the other in one run: FlowGate, then the Python floor
+# (bench/opamp_floor.py), so the ratio holds on a noisy machine where absolute numbers drift.
+FLOOR: list[Row] = [
+    ("floor WebSocket implementation", lambda d: _get(d, "vs_floor", "floor_ws") or "default"),
+    (
+        "messages/s answered: FlowGate / floor",
+        lambda d: f"{_vs_floor('messages_per_s')(d)} / {_vs_floor('floor_messages_per_s')(d)}",
+    ),
+    (
+        "server CPU per message (µs): FlowGate / floor",
+        lambda d: (
+            f"{_vs_floor('cpu_us_per_message')(d)} / {_vs_floor('floor_cpu_us_per_message')(d)}"
+        ),
+    ),
+    ("CPU per message, FlowGate ÷ floor", _ratio("cpu_ratio")),
+    (
+        "server KiB per agent: FlowGate / floor",
+        lambda d: f"{_vs_floor('kib_per_agent')(d)} / {_vs_floor('floor_kib_per_agent')(d)}",
+    ),
+    ("KiB per agent, FlowGate ÷ floor", _ratio("memory_ratio")),
+    ("KiB per agent FlowGate holds above the floor", _vs_floor("kib_per_agent_over_floor")),
+    ("floor reply p99 (ms)", lambda d: _fmt(_get(d, "floor", "steady", "reply_ms", "p99"))),
+]
+
+
 def _ms_to_s(value: float | None) -> float | None:
     return None if value is None else value / 1000
 
@@ -238,6 +275,10 @@ def main() -> None:
     if restarts:
         print("\nReconnect after a server restart (known agents, their own OpAMP tokens):\n")
         print(table(restarts, RECONNECT))
+    floored = [(name, data) for name, data in runs if "vs_floor" in data]
+    if floored:
+        print("\nAgainst the Python floor in the same run (bench/opamp_floor.py):\n")
+        print(table(floored, FLOOR))
 
 
 if __name__ == "__main__":

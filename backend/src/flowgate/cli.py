@@ -202,7 +202,7 @@ def serve(
     import uvicorn
 
     from flowgate.core.logging import configure_logging, logging_config
-    from flowgate.serving import run
+    from flowgate.serving import run, uvicorn_options
 
     if host:
         os.environ["FLOWGATE_HOST"] = host
@@ -220,17 +220,9 @@ def serve(
         host=settings.host,
         port=settings.port,
         workers=workers,
-        loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_max_size=settings.opamp_max_message_bytes,
-        ws_per_message_deflate=False,
-        ws_ping_interval=None,
-        access_log=False,
-        server_header=False,
         log_config=logging_config(settings.log_level, settings.log_format),
         timeout_graceful_shutdown=5,
-        backlog=4096,
+        **uvicorn_options(settings.opamp_max_message_bytes),
     )
     raise typer.Exit(run(config))
 

@@ -13,6 +13,7 @@ multi-worker supervisor stops too.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,30 @@ _LAST_MESSAGES = {
     "lifespan.shutdown.complete",
     "lifespan.shutdown.failed",
 }
+
+
+#: uvicorn's WebSocket layer for OpAMP (see docs/benchmarks.md for how the choices compare).
+WS_IMPLEMENTATION = "websockets-sansio"
+
+
+def uvicorn_options(max_message_bytes: int) -> dict[str, Any]:
+    """The transport choices of ``flowgate serve``, one place for them: bench/opamp_floor.py
+    serves its floor with the same ones, so a FlowGate/floor ratio compares only our code.
+
+    uvloop and httptools (C parsers), no permessage-deflate (it costs ~30 KiB per idle
+    WebSocket), no server pings (OpAMP agents heartbeat themselves), no access log.
+    """
+    return {
+        "loop": "uvloop",
+        "http": "httptools",
+        "ws": WS_IMPLEMENTATION,
+        "ws_max_size": max_message_bytes,
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": None,
+        "access_log": False,
+        "server_header": False,
+        "backlog": 4096,
+    }
 
 
 def refusal(settings: Settings) -> str:
@@ -90,10 +115,25 @@ class ServerLocked:
 
 def create_served_app() -> ServerLocked:
     """uvicorn factory (``flowgate.serving:create_served_app``) used by ``flowgate serve``."""
-    from flowgate.main import create_app
+    from flowgate.core.headers import SecurityHeaders
+    from flowgate.core.limits import RequestLimits
+    from flowgate.main import OPAMP_PATHS, create_app
+    from flowgate.opamp.transport import opamp_in_front
 
     settings = Settings()
-    return ServerLocked(create_app(settings), settings)
+
+    def guard(endpoint: ASGIApp) -> ASGIApp:
+        # The two layers of create_app's stack that act on OpAMP paths, configured alike.
+        return SecurityHeaders(
+            RequestLimits(
+                endpoint,
+                max_bytes=settings.max_body_bytes,
+                max_header_bytes=settings.max_header_bytes,
+                skip_prefixes=OPAMP_PATHS,
+            )
+        )
+
+    return ServerLocked(opamp_in_front(create_app(settings), guard), settings)
 
 
 class _Supervisor(Multiprocess):

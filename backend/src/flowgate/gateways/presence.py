@@ -115,8 +115,8 @@ class Presence:
         """Buffer new values for a gateway, accepted with credential digest ``guard``. A status
         different from the known one, or ``urgent``, makes the next flush happen now; returns
         whether the status changes (a transition)."""
-        unknown = set(values) - repository.PRESENCE_COLUMNS
-        if unknown:
+        if not repository.PRESENCE_COLUMNS.issuperset(values):  # no set built per heartbeat
+            unknown = set(values) - repository.PRESENCE_COLUMNS
             raise ValueError(f"not a buffered column: {sorted(unknown)}")
         status = values.get("status")
         transition = status is not None and status != self.known_status(gateway_id)

@@ -49,7 +49,7 @@ SendFn = Callable[[opamp_pb2.ServerToAgent], Awaitable[None]]
 CloseFn = Callable[[int], Awaitable[None]]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Connection:
     """One live WebSocket; sends are serialised because pushes race with replies."""
 
@@ -63,7 +63,7 @@ class Connection:
             await self.send(msg)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Agent:
     uid: bytes
     gateway_id: uuid.UUID
@@ -99,6 +99,8 @@ class Throttle:
         self._count += 1
         return self._count <= self.limit
 
+
+_SEQUENCE_ONLY = frozenset({"sequence"})
 
 #: RemoteConfigStatus -> rollout state of the gateway in the deployment that sent the config.
 _ROLLOUT_STATES = {
@@ -216,9 +218,10 @@ class OpAMPAgents:
             reported = self._agent_labels(agent, state)
             if reported != agent.agent_labels:  # most descriptions change no label
                 values["agent_labels"] = agent.agent_labels = reported
+        stamp = None
         for key in ("effective_config", "remote_config_status", "health", "description"):
             if key in changed:
-                agent.updated[key] = now.isoformat()
+                agent.updated[key] = stamp = stamp or now.isoformat()  # one string for all
         if "remote_config_status" in changed:
             self._report_rollout(agent, state.remote_config_status or {})
         if "remote_config_status" in changed and agent.desired is not None:
@@ -228,7 +231,7 @@ class OpAMPAgents:
                 and rcs.get("last_remote_config_hash") == agent.desired.hash.hex()
             ):
                 values["current_config_version"] = agent.desired_version
-        if changed - {"sequence"}:
+        if not changed <= _SEQUENCE_ONLY:  # a plain heartbeat leaves the snapshot alone
             snapshot = state.to_json()
             snapshot["updated_at"] = dict(agent.updated)
             values["opamp_state"] = snapshot
