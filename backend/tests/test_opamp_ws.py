@@ -90,6 +90,12 @@ async def test_close_marks_inactive_and_1000_close_is_answered(org: Org) -> None
     assert time.monotonic() - started < 2  # the server answered the close handshake
     assert agent.ws.close_code == 1000
     wait_for(lambda: status_of(org, gw["id"])["status"] == "inactive")
+    # No INFO line per connection from uvicorn or websockets (a reconnecting fleet would be
+    # tens of thousands of them), while uvicorn's own start-up lines still arrive.
+    log = org.server.full_log()
+    assert "Application startup complete" in log
+    assert "connection open" not in log and "connection closed" not in log
+    assert "[accepted]" not in log
     assert status_of(org, gw["id"])["health"] == {
         **status_of(org, gw["id"])["health"],
         "status": "offline",

@@ -62,6 +62,24 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class PerConnectionFilter(logging.Filter):
+    """Drops the lines uvicorn (and the websockets library under it) writes at INFO for every
+    WebSocket: ``"WebSocket /v1/opamp" [accepted]``, ``connection open``, ``connection closed``.
+    A fleet reconnecting is tens of thousands of them, each formatted and written on the event
+    loop that answers the agents; FlowGate's own logs and metrics say what matters (refusals,
+    failures, counts). Other uvicorn lines (start-up, errors, refused upgrades) stay."""
+
+    DROPPED = frozenset({"connection open", "connection closed"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        if not isinstance(msg, str):
+            return True
+        if msg in self.DROPPED:
+            return False
+        return not (msg.endswith("[accepted]") and '"WebSocket ' in msg)
+
+
 def formatter(fmt: str = "auto") -> logging.Formatter:
     """The formatter for a ``FLOWGATE_LOG_FORMAT`` value."""
     if fmt == "auto":
@@ -78,6 +96,7 @@ def logging_config(level: str = "INFO", fmt: str = "auto") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"flowgate": {"()": f"{__name__}.formatter", "fmt": fmt}},
+        "filters": {"per_connection": {"()": f"{__name__}.PerConnectionFilter"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -90,6 +109,7 @@ def logging_config(level: str = "INFO", fmt: str = "auto") -> dict[str, Any]:
         # Alembic announces each of its plugins at INFO on every start.
         "loggers": {
             "uvicorn.access": {"level": "WARNING"},
+            "uvicorn.error": {"filters": ["per_connection"]},
             "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
