@@ -214,3 +214,52 @@ async def test_two_replicas_share_one_limited_token_exactly(
     assert len(await names_in(org)) == 120
     assert await use_count(a, token_id) == 120
     assert await audit_rows(a, token_id) == 120
+
+
+async def _poll(client: httpx.AsyncClient, token: str, msg: opamp_pb2.AgentToServer) -> Any:
+    resp = await client.post(
+        "/v1/opamp",
+        content=msg.SerializeToString(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"},
+    )
+    assert resp.status_code == 200, resp.text
+    reply = opamp_pb2.ServerToAgent()
+    reply.ParseFromString(resp.content)
+    assert not reply.HasField("error_response"), reply
+    return reply
+
+
+async def test_a_returning_agent_that_keeps_its_registration_token_is_not_re_registered(
+    make_server: Any,
+) -> None:
+    """An HTTP agent that can take no OpAMP token (no AcceptsOpAMPConnectionSettings, no own
+    metrics) polls with the registration token for good. After a restart it is loaded like a
+    known agent: the same gateway and credential, no new enrolment, no use counted. An agent
+    that can take a token is re-registered as before and offered a new one."""
+    live: LiveServer = make_server()
+    org = new_org(live, superuser_client(live))
+    token, token_id = new_token(org, max_uses=None)
+    plain = WsAgent("unused", token, name="keeps-registration-token")
+    taker = WsAgent("unused", token, capabilities=CAPS, name="takes-offered-token")
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+        first = await _poll(client, token, plain.full_state())
+        assert not first.HasField("connection_settings")
+        offered = (await _poll(client, token, taker.full_state())).connection_settings
+    before = dict(await rows(live, "SELECT name, opamp_token FROM gateways"))
+    assert set(before) == {plain.name, taker.name}
+    live.restart()
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as client:
+        reply = await _poll(client, token, plain.message())  # a bare poll after the restart
+        assert reply.flags & opamp_pb2.ServerToAgentFlags_ReportFullState
+        await _poll(client, token, plain.full_state())
+        again = (await _poll(client, token, taker.full_state())).connection_settings
+    after = dict(await rows(live, "SELECT name, opamp_token FROM gateways"))
+    assert set(after) == set(before)  # no new gateway for either
+    assert after[plain.name] == before[plain.name]  # the same credential: not re-registered
+    assert after[taker.name] != before[taker.name]  # re-registered: a new token offered
+    assert again.opamp.headers != offered.opamp.headers
+    assert await use_count(live, token_id) == 2
+    assert await audit_rows(live, token_id) == 3  # two enrolments, one re-registration
+    org.admin = superuser_client(live)
+    listed = {g["name"]: g for g in org.get("/api/v1/gateways").json()["items"]}
+    assert listed[plain.name]["status"] == "active"

@@ -185,18 +185,30 @@ class AgentStore:
         """Enrol the batch's agents that no gateway knows by instance_uid, in one unit of
         work; fill their ``results``. The indexes of the others (enrol them one by one)."""
         singles: list[int] = []
+        returning: list[tuple[int, uuid.UUID]] = []
         groups: dict[uuid.UUID, list[tuple[int, registration.EnrolRequest]]] = {}
         async with self._unit_of_work() as uow:
             session = uow.session
             uids = [item.uid.hex() for item in batch]
-            held = set(
-                await session.scalars(
-                    select(Gateway.opamp_instance_uid).where(Gateway.opamp_instance_uid.in_(uids))
+            held = {
+                row.opamp_instance_uid: row
+                for row in await session.execute(
+                    select(
+                        Gateway.opamp_instance_uid,
+                        Gateway.id,
+                        Gateway.org_id,
+                        Gateway.registration_token_id,
+                        Gateway.opamp_token.is_not(None).label("active"),
+                    ).where(Gateway.opamp_instance_uid.in_(uids))
                 )
-            )
+            }
             for index, item in enumerate(batch):
-                if uids[index] in held:
-                    singles.append(index)
+                row = held.get(uids[index])
+                if row is not None:
+                    if _returning(item, row):
+                        returning.append((index, row.id))
+                    else:
+                        singles.append(index)
                     continue
                 request = _enrol_request(item.uid, item.msg, item.transport)
                 if request is None:  # not described yet (or undescribable): enrol nothing
@@ -227,7 +239,32 @@ class AgentStore:
                         results[index] = answer
         for index, enrolment in enrolled:
             results[index] = self._new_agent(enrolment)
+        singles += await self._reload(batch, returning, results)
         return sorted(singles)
+
+    async def _reload(
+        self,
+        batch: list[Enrolling],
+        returning: list[tuple[int, uuid.UUID]],
+        results: list[Loaded | Exception | None],
+    ) -> list[int]:
+        """Load the returning agents (see :func:`_returning`) the way a known agent with its
+        own OpAMP token is loaded: one shared read, no new token, no enrolment recorded. The
+        indexes of those whose row changed meanwhile (enrol them one by one)."""
+        found = await asyncio.gather(*(self._stored.get(gid) for _, gid in returning))
+        again: list[int] = []
+        for (index, _), stored in zip(returning, found, strict=True):
+            item = batch[index]
+            if (
+                stored is None
+                or stored.opamp_token is None
+                or stored.instance_uid != item.uid.hex()
+                or stored.transport != item.transport
+            ):
+                again.append(index)
+            else:
+                results[index] = self._loaded(stored, item.uid)
+        return again
 
     def _new_agent(self, enrolment: registration.Enrolment) -> Loaded:
         """What :func:`_loaded` would read back for a gateway just inserted: no stored state,
@@ -389,6 +426,25 @@ async def _stored(session: AsyncSession, gateway: Gateway, transport: str) -> _S
         gateway.opamp_state,
         gateway.agent_labels,
         await assignments.desired(session, gateway.id),
+    )
+
+
+#: An agent with either capability needs the OpAMP token a re-registration issues: it is
+#: offered as connection settings, or authorises the own-metrics offer.
+_NEEDS_TOKEN = core.ACCEPTS_OPAMP_CONNECTION_SETTINGS | core.REPORTS_OWN_METRICS
+
+
+def _returning(item: Enrolling, row: Any) -> bool:
+    """An agent coming back with the registration token it enrolled with, to its own active
+    gateway, that can use no OpAMP token (it keeps polling with the registration token, as
+    the PyPI client does): after a restart, a sweep or a poll on another worker, it is loaded
+    like a known agent instead of re-registered (a new token, an audit row and a health
+    refresh on every return, which at a fleet's poll rate is most of the server's work)."""
+    return bool(
+        row.active
+        and row.org_id == item.cred.org_id
+        and row.registration_token_id == item.cred.token_id
+        and not item.msg.capabilities & _NEEDS_TOKEN
     )
 
 
