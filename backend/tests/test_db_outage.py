@@ -156,7 +156,11 @@ class Fleet:
         assert not self._thread.is_alive()
 
     async def _main(self) -> None:
-        limits = httpx.Limits(max_connections=GATEWAYS, max_keepalive_connections=GATEWAYS)
+        # A new connection per heartbeat, as the gateway scripts' curl makes: a kept-alive
+        # connection can be closed by the server's keep-alive timeout just as the next beat
+        # is sent on it (a ReadError on a busy machine), which is the client's race, not a
+        # request the server dropped.
+        limits = httpx.Limits(max_connections=GATEWAYS, max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=self.server.url, timeout=30, limits=limits) as c:
             await asyncio.gather(*(self._beat(c, gw) for gw in self.gateways))
 
