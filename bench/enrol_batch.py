@@ -32,7 +32,7 @@ from flowgate.core.migrate import upgrade
 from flowgate.core.settings import Settings
 from flowgate.core.uow import unit_of_work_factory
 from flowgate.gateways.presence import Presence
-from flowgate.opamp.auth import Credential
+from flowgate.opamp.auth import Admission, Credential
 from flowgate.opamp.proto import anyvalue_pb2, opamp_pb2
 from flowgate.opamp.store import AgentStore, Enrolling
 from flowgate.orgs.service import create_org
@@ -119,7 +119,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             db = Database(url)
             unit_of_work = unit_of_work_factory(db.sessionmaker)
             presence = Presence(unit_of_work, 3600, 60, 300)
-            store = AgentStore(settings, unit_of_work, presence)
+            admission = Admission(settings.opamp_db_concurrency, settings.opamp_max_queued)
+            store = AgentStore(settings, unit_of_work, presence, admission)
             async with unit_of_work() as uow:
                 org = await create_org(uow.session, "bench")
                 issued = await create_token(uow.session, org.id, "fleet", 1, max_uses=None)
