@@ -46,8 +46,8 @@ def batched(server: LiveServer) -> dict[str, float]:
     return found
 
 
-def pg_commits(server: LiveServer) -> int | None:
-    """Committed transactions in the server's PostgreSQL database (None on SQLite)."""
+def pg_stat(server: LiveServer, sql: str) -> int | None:
+    """One number about the server's PostgreSQL database (``$1`` is its name; None on SQLite)."""
     if not server.database_url:
         return None
     import asyncpg
@@ -57,17 +57,24 @@ def pg_commits(server: LiveServer) -> int | None:
     async def go() -> int:
         conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres")
         try:
-            # Stats of other backends reach the view when they go idle (at most ~1 s later).
+            # Stats of other backends reach the views when they go idle (at most ~1 s later).
             await conn.execute("SELECT pg_stat_clear_snapshot()")
-            value = await conn.fetchval(
-                "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", name
-            )
-            return int(value)
+            return int(await conn.fetchval(sql, name))
         finally:
             await conn.close()
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, go()).result()
+
+
+def pg_commits(server: LiveServer) -> int | None:
+    """Committed transactions in the server's PostgreSQL database (None on SQLite)."""
+    return pg_stat(server, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1")
+
+
+def pg_connections(server: LiveServer) -> int | None:
+    """Connections the server holds open to its PostgreSQL database (None on SQLite)."""
+    return pg_stat(server, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
 
 
 def register_fleet(org: Org) -> list[dict[str, Any]]:
@@ -126,6 +133,11 @@ async def test_reconnect_storm_after_restart(make_server: Any) -> None:
     live.stop()
     revoked = gateways[REVOKED]
     live.start()
+    # The restarted server opened its pool before it was ready, not during the storm: a
+    # connection opened on a saturated event loop can exceed the connect timeout, failing a
+    # whole batch of agents. opamp_db_concurrency (6) + 2, the flushers' share.
+    warm = pg_connections(live)
+    assert warm is None or warm >= 8, f"{warm} connections open when the server is ready"
     resp = org.admin.post(f"/api/v1/gateways/{revoked['id']}/deactivate", params={"org_id": org.id})
     assert resp.status_code == 200, resp.text
     before, commits_before = batched(live), pg_commits(live)

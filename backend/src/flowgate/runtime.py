@@ -65,6 +65,9 @@ class Runtime:
     health_sweep: HealthSweep
 
     async def start(self) -> None:
+        # Agents loading after a restart read through opamp_db_concurrency connections, and
+        # the flushers take one or two more: have them open before the storm arrives.
+        await self.db.warm(self.settings.opamp_db_concurrency + 2)
         await self.bus.start()
         self.presence.start()
         self.reports.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -196,6 +197,26 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    async def warm(self, connections: int) -> None:
+        """Open up to ``connections`` pooled connections now, before agents arrive. After a
+        restart every known agent reconnects at once; connections opened during that storm
+        share a saturated event loop and can exceed the connect timeout. SQLite has no pool
+        worth warming. A failure here is left to the first request (503 + Retry-After)."""
+        if self.dialect == "sqlite":
+            return
+        count = min(connections, self.engine.pool.size())  # type: ignore[attr-defined]
+        opened = await asyncio.gather(
+            *(self.engine.connect().start() for _ in range(count)), return_exceptions=True
+        )
+        failed = [conn for conn in opened if isinstance(conn, BaseException)]
+        for conn in opened:
+            if not isinstance(conn, BaseException):
+                await conn.close()  # back to the pool, still open
+        if failed:
+            log.warning(
+                "could not open %d database connections ahead of agents: %r", len(failed), failed[0]
+            )
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -10,9 +10,13 @@ at once (in the same event-loop pass as any others asked for then), so a lone re
 for nothing; keys asked for while a read runs gather and are read together when it ends, or as
 soon as ``max_batch`` of them wait. The batch size follows the load, without a timer.
 
-Waiters that were cancelled meanwhile (the agent went away) are skipped; a failed read (the
-database is down, or :class:`~flowgate.opamp.auth.Busy`) fails every waiter of that batch the
-way a single read would have failed its one caller.
+Waiters that were cancelled meanwhile (the agent went away) are skipped. A read that fails is
+tried once more in the same slot before it fails its waiters: in a storm a whole batch of
+agents hangs on one read, and a transient failure (a new pooled connection that took longer
+than the connect timeout on a saturated event loop) would otherwise send hundreds of them away
+for a Retry-After. A read that fails twice (the database is down) or finds no slot
+(:class:`~flowgate.opamp.auth.Busy`) fails every waiter of that batch the way a single read
+would have failed its one caller.
 """
 
 from __future__ import annotations
@@ -40,6 +44,14 @@ BATCHES = telemetry.Counter(
 BATCHED_KEYS = telemetry.Counter(
     "flowgate_opamp_batched_keys",
     "Gateways answered by coalesced reads, by what was read (see flowgate_opamp_batched_reads)",
+    ("read",),
+    known=(("identity",), ("state",)),
+)
+
+RETRIED = telemetry.Counter(
+    "flowgate_opamp_batched_reads_retried",
+    "Coalesced reads for reconnecting OpAMP agents that failed once and were tried again, by "
+    "what they read (see flowgate_opamp_batched_reads)",
     ("read",),
     known=(("identity",), ("state",)),
 )
@@ -101,7 +113,12 @@ class Coalescer(Generic[K, V]):
     async def _resolve(self, batch: dict[K, list[asyncio.Future[V | None]]]) -> None:
         try:
             async with self._slot():
-                found = await self._fetch(list(batch))
+                keys = list(batch)
+                try:
+                    found = await self._fetch(keys)
+                except Exception:
+                    RETRIED.inc(self._name)
+                    found = await self._fetch(keys)
         except asyncio.CancelledError:  # the server is shutting down
             for futures in batch.values():
                 for future in futures:
