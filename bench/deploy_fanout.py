@@ -382,7 +382,12 @@ def main() -> None:
         for p in procs:
             p.kill()
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a hung shutdown is a bug: say so, leave nothing
+            print("server did not stop within 60 s of SIGTERM; killed", file=sys.stderr)
+            server.kill()
+            server.wait()
         if dbname:
             subprocess.run(
                 [

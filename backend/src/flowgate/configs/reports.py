@@ -25,7 +25,7 @@ from flowgate.configs.assignments import chunks
 from flowgate.configs.base import base_config_yaml, config_hash
 from flowgate.configs.models import Assignment, ConfigVersion, DeploymentTarget, TargetState
 from flowgate.core import bulk, outage
-from flowgate.core.background import BackgroundTask
+from flowgate.core.background import BackgroundTask, shielded
 from flowgate.core.db import utcnow
 from flowgate.core.events import DeploymentProgressed
 from flowgate.core.uow import UnitOfWork
@@ -106,7 +106,7 @@ class RolloutReports:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval * 10)
             await asyncio.sleep(self._interval)  # gather what else arrives meanwhile
             self._wake.clear()
-            await self.flush()
+            await shielded(self.flush())
 
     def start(self) -> None:
         self._task.start(self._run)

@@ -5,6 +5,11 @@ Every loop (presence flush, rollout driver and reports, health sweep, alert eval
 sender, audit pruner, fleet gauges) runs in a :class:`BackgroundTask` and wraps each pass in
 :func:`step`, so a database outage is counted once per outage by the tracker and anything else
 is logged with its traceback, the same way everywhere.
+
+A stop (shutdown) cancels a loop between passes, never inside one: each pass runs
+:func:`shielded`. Cancelling asyncpg's ``executemany`` while it is still sending rows (a
+presence flush of 10k gateways) leaves the connection waiting for a reply PostgreSQL will
+never send; the process then hangs on SIGTERM with the transaction open.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from flowgate.core import outage
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How long a stop waits for the pass that is running to finish before it gives up on it.
+PASS_GRACE_SECONDS = 15.0
 
 
 class BackgroundTask:
@@ -43,10 +53,25 @@ class BackgroundTask:
             self._task = None
 
 
-async def step(work: Callable[[], Awaitable[object]], *, where: str) -> bool:
-    """Run one pass of background work; False when it failed (and was reported)."""
+async def shielded(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile: the cancellation
+    is raised once the work is done, or after :data:`PASS_GRACE_SECONDS` (the work is then
+    left running, not cancelled half-way, and the process is stopping anyway)."""
+    inner = asyncio.ensure_future(work)
     try:
-        await work()
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError:
+        done, _ = await asyncio.wait({inner}, timeout=PASS_GRACE_SECONDS)
+        if not done:
+            log.warning("stopped without waiting for background work that did not finish")
+        raise
+
+
+async def step(work: Callable[[], Awaitable[object]], *, where: str) -> bool:
+    """Run one pass of background work (:func:`shielded`); False when it failed (and was
+    reported)."""
+    try:
+        await shielded(work())
     except Exception as exc:
         if outage.is_unavailable(exc):  # logged once per outage, by the tracker
             outage.tracker.failed(exc, where=where, request=False)

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from flowgate.core import outage
-from flowgate.core.background import BackgroundTask
+from flowgate.core.background import BackgroundTask, shielded
 from flowgate.core.db import utcnow
 from flowgate.core.events import GatewayHealthChanged, GatewayStatusChanged, StatusChange
 from flowgate.core.uow import UnitOfWork
@@ -258,7 +258,7 @@ class Presence:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
             self._wake.clear()
-            await self.flush()
+            await shielded(self.flush())
 
     def start(self) -> None:
         self._task.start(self._run)
