@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from flowgate.core.background import BackgroundTask
 from flowgate.core.events import Event, event_from_json
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Bus:
         self._handlers: dict[type[Event], list[Handler]] = {}
         self._redis_url = redis_url
         self._redis: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._listener = BackgroundTask("bus-redis-listener")
         self._instance = uuid.uuid4().hex
         self.published = 0
         self.received = 0
@@ -78,7 +79,7 @@ class Bus:
 
         self._redis = aioredis.from_url(self._redis_url)
         ready = asyncio.Event()
-        self._task = asyncio.create_task(self._listen(ready), name="bus-redis-listener")
+        self._listener.start(lambda: self._listen(ready))
         # Serve only once subscribed, so no event published after start-up is missed.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ready.wait(), timeout=5)
@@ -112,11 +113,7 @@ class Bus:
             await self._dispatch(event)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._listener.stop()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None

@@ -17,7 +17,6 @@ replica re-check the credential of the agents it holds for that gateway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -29,6 +28,8 @@ from typing import Any, Literal
 from flowgate import telemetry
 from flowgate.configs.models import TargetState
 from flowgate.configs.reports import Report, RolloutReports
+from flowgate.core import background
+from flowgate.core.background import BackgroundTask
 from flowgate.core.db import utcnow
 from flowgate.core.errors import Conflict
 from flowgate.core.events import ConfigChanged, GatewayRevoked, GatewayTokenSuperseded
@@ -129,7 +130,7 @@ class OpAMPAgents:
         self.throttle = Throttle(settings.opamp_max_messages_per_second)
         self.connections = 0
         self.messages = 0
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = BackgroundTask("opamp-sweeper")
 
     # -- messages ----------------------------------------------------------------------------
     async def handle(
@@ -411,16 +412,10 @@ class OpAMPAgents:
         interval = max(1.0, self.settings.opamp_heartbeat_interval_seconds / 2)
         while True:
             await asyncio.sleep(interval)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("opamp liveness sweep failed")
+            await background.step(self.sweep, where="opamp liveness sweep")
 
     async def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="opamp-sweeper")
+        self._sweeper.start(self._sweep_forever)
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await self._sweeper.stop()
