@@ -8,6 +8,7 @@ name looks like a credential, as a second line of defence.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import logging.config
 import sys
@@ -67,9 +68,17 @@ class PerConnectionFilter(logging.Filter):
     WebSocket: ``"WebSocket /v1/opamp" [accepted]``, ``connection open``, ``connection closed``.
     A fleet reconnecting is tens of thousands of them, each formatted and written on the event
     loop that answers the agents; FlowGate's own logs and metrics say what matters (refusals,
-    failures, counts). Other uvicorn lines (start-up, errors, refused upgrades) stay."""
+    failures, counts). Other uvicorn lines (start-up, errors, refused upgrades) stay.
+
+    Also dropped: the ERROR uvicorn writes after every upgrade refused with a real HTTP status
+    (the ASGI denial response a 401 or 503 is sent with), "ASGI callable returned without
+    completing handshake", but only when the OpAMP endpoint did send that refusal
+    (:data:`UPGRADE_REFUSED`): it is a quirk of uvicorn (0.54), and in a storm every agent
+    told to retry later would write one; an app that really returned without answering
+    still gets the line."""
 
     DROPPED = frozenset({"connection open", "connection closed"})
+    REFUSAL_QUIRK = "ASGI callable returned without completing handshake."
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.msg
@@ -77,7 +86,16 @@ class PerConnectionFilter(logging.Filter):
             return True
         if msg in self.DROPPED:
             return False
+        if msg == self.REFUSAL_QUIRK:
+            return not UPGRADE_REFUSED.get()
         return not (msg.endswith("[accepted]") and '"WebSocket ' in msg)
+
+
+#: Set (in the connection's own task) when a WebSocket upgrade was refused with an HTTP
+#: response; see :class:`PerConnectionFilter`.
+UPGRADE_REFUSED: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "flowgate_upgrade_refused", default=False
+)
 
 
 def formatter(fmt: str = "auto") -> logging.Formatter:

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flowgate import selftelemetry
 from flowgate.core import audit, outage
 from flowgate.core.errors import DomainError, NotAuthenticated
+from flowgate.core.logging import UPGRADE_REFUSED
 from flowgate.core.security import bearer_token
 from flowgate.opamp import core
 from flowgate.opamp.agents import Connection, OpAMPAgents, Transport
@@ -468,6 +469,7 @@ async def _deny(
 ) -> None:
     """Refuse an upgrade with a real HTTP status (ASGI denial response), else close 1008."""
     if "websocket.http.response" in scope.get("extensions", {}):
+        UPGRADE_REFUSED.set(True)
         body = _error_body(detail)
         await send(
             {
