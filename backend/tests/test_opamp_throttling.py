@@ -101,7 +101,8 @@ def test_enrolment_storm_is_admitted_or_deferred_never_failed(make_server: Any) 
         for r in results:
             if r.status_code == 503:
                 deferred_seen = True
-                assert r.headers["retry-after"] == "7"
+                # The queue's own estimate of its drain time, never past the setting.
+                assert 1 <= int(r.headers["retry-after"]) <= 7, r.headers["retry-after"]
             else:
                 assert not opamp_pb2.ServerToAgent.FromString(r.content).HasField("error_response")
         pending = [i for i, r in zip(pending, results, strict=True) if r.status_code == 503]

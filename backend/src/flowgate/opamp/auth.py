@@ -30,7 +30,15 @@ REGISTRATION_CACHE_SECONDS = 10.0
 
 
 class Busy(Exception):
-    """Too much database work is queued; the agent should retry after Retry-After."""
+    """Too much database work is queued; the agent should retry after Retry-After.
+
+    ``seconds``: how long the work queued ahead should take to drain, when the refusing
+    queue can tell (the enroller measures its throughput); the Retry-After is then that,
+    not the configured ceiling, so a refused storm comes back while the server can take it."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        super().__init__("too much queued work" if seconds is None else f"drains in {seconds} s")
+        self.seconds = seconds
 
 
 class RetryLater(Exception):

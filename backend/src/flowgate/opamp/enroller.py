@@ -10,13 +10,17 @@ running (or within ``FLOWGATE_OPAMP_ENROL_BATCH_WAIT_SECONDS`` of an idle moment
 caller gets its own result or error back. One batch runs at a time per process, which is also
 the admission control of enrolments: past ``FLOWGATE_OPAMP_MAX_QUEUED`` waiting agents,
 :class:`~flowgate.opamp.auth.Busy` tells an agent to retry later (503 + Retry-After, or
-UNAVAILABLE), as :class:`~flowgate.opamp.auth.Admission` does for other database work.
+UNAVAILABLE), as :class:`~flowgate.opamp.auth.Admission` does for other database work. The
+refusal carries how long the queue should take to drain at the rate it has been served since
+the backlog began, so refused agents are told to come back in a few seconds, not after the
+configured ceiling (``FLOWGATE_OPAMP_RETRY_AFTER_SECONDS``, 30 s) while the server idles.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -51,17 +55,28 @@ class Enroller(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
         #: Batches run (this enroller's part of :data:`BATCHES`, for benchmarks).
         self.batches = 0
+        #: Since when the queue has been draining without a pause, and how many it served.
+        self._busy_since = 0.0
+        self._served = 0
 
     async def submit(self, item: T) -> R:
         """``item``'s result once its batch has committed; raises its error, or :class:`Busy`
         when too many agents are waiting already."""
         if len(self._queue) >= self._max_queued:
-            raise Busy()
+            raise Busy(self.drain_seconds())
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._task is None:
+            self._busy_since, self._served = time.monotonic(), 0
             self._task = asyncio.create_task(self._drain())
         return await future
+
+    def drain_seconds(self) -> float | None:
+        """How long the agents waiting now should take to be enrolled, at the rate they have
+        been since the queue last was empty; None before the first batch of that stretch."""
+        if not self._served:
+            return None
+        return len(self._queue) * (time.monotonic() - self._busy_since) / self._served
 
     async def _drain(self) -> None:
         try:
@@ -75,6 +90,7 @@ class Enroller(Generic[T, R]):
                 except asyncio.CancelledError:
                     self._queue[:0] = batch
                     raise
+                self._served += len(batch)
         except asyncio.CancelledError:  # shutting down: nobody will answer these
             for _, future in self._queue:
                 future.cancel()

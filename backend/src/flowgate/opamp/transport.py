@@ -20,6 +20,7 @@ import contextlib
 import gzip
 import json
 import logging
+import math
 import random
 import zlib
 from collections.abc import Callable, Mapping
@@ -95,13 +96,17 @@ class OpAMPEndpoint:
         self.http_endpoint = public + path
         self.ws_endpoint = "ws" + public.removeprefix("http") + path
 
-    def _retry_after(self) -> int:
+    def _retry_after(self, hint: float | None = None) -> int:
         """Seconds an agent told to come back later should wait (``Retry-After``, or the
-        ``retry_info`` of UNAVAILABLE): ``opamp_retry_after_seconds``, give or take up to
+        ``retry_info`` of UNAVAILABLE): ``hint`` (how long the refusing queue needs, in whole
+        seconds, at least 1) when there is one and it is shorter than
+        ``opamp_retry_after_seconds``, else that setting; give or take up to
         ``opamp_retry_jitter`` of it, uniformly in whole seconds (at least 1; the mean stays
-        the setting). Without the jitter, every agent refused in the same second of a storm
+        the base). Without the jitter, every agent refused in the same second of a storm
         comes back in the same second."""
         base = self.settings.opamp_retry_after_seconds
+        if hint is not None:
+            base = min(base, max(1, math.ceil(hint)))
         spread = int(base * self.settings.opamp_retry_jitter)
         return max(1, base + random.randint(-spread, spread))
 
@@ -171,10 +176,7 @@ class OpAMPEndpoint:
             return
         try:
             reply = await self._process(msg, cred, "opamp-http", self.http_endpoint)
-        except Busy:
-            await self._overloaded(send)
-            return
-        except RetryLater as exc:
+        except (Busy, RetryLater) as exc:
             await self._retry_later(send, OVERLOADED, exc.seconds)
             return
         except NotAuthenticated as exc:
@@ -205,8 +207,8 @@ class OpAMPEndpoint:
     async def _overloaded(self, send: Send) -> None:
         await self._retry_later(send, OVERLOADED)
 
-    async def _retry_later(self, send: Send, detail: str, seconds: int | None = None) -> None:
-        retry = str(seconds or self._retry_after()).encode()
+    async def _retry_later(self, send: Send, detail: str, hint: float | None = None) -> None:
+        retry = str(self._retry_after(hint)).encode()
         await _plain(send, 503, detail, [(b"retry-after", retry)])
 
     async def _process(
@@ -222,8 +224,7 @@ class OpAMPEndpoint:
         except (Busy, RetryLater) as exc:
             if connection is None:
                 raise  # plain HTTP answers 503 + Retry-After
-            seconds = exc.seconds if isinstance(exc, RetryLater) else None
-            return core.unavailable_reply(bytes(msg.instance_uid), seconds or self._retry_after())
+            return core.unavailable_reply(bytes(msg.instance_uid), self._retry_after(exc.seconds))
         except NotAuthenticated as exc:
             if connection is None:
                 raise  # plain HTTP answers 401
