@@ -106,6 +106,8 @@ class Authenticator:
         self._unit_of_work = unit_of_work
         self._admission = admission
         self._registration_cache: dict[str, tuple[float, Credential]] = {}
+        self._registration_reads: dict[str, asyncio.Future[Credential]] = {}
+        self._registration_generation = 0
         #: Identity-cache misses (a reconnect storm) are read many to a query, in one slot.
         self._identity_reads: Coalescer[uuid.UUID, GatewayIdentity] = Coalescer(
             "identity", self._read_identities, admission.slot
@@ -121,6 +123,22 @@ class Authenticator:
         cached = self._registration_cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # A fleet shares one registration token: when its cached check expires mid-storm,
+        # the agents arriving meanwhile wait for the one lookup instead of each making its own.
+        inflight = self._registration_reads.get(key)
+        if inflight is None:
+            inflight = asyncio.ensure_future(self._registration(token, key))
+            self._registration_reads[key] = inflight
+            inflight.add_done_callback(lambda done: self._read_done(key, done))
+        return await asyncio.shield(inflight)
+
+    def _read_done(self, key: str, done: asyncio.Future[Credential]) -> None:
+        self._registration_reads.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here, even when every waiter went away meanwhile
+
+    async def _registration(self, token: str, key: str) -> Credential:
+        generation = self._registration_generation
         async with self._admission.slot(), self._unit_of_work() as uow:
             try:
                 record = await tokens.find_usable(uow.session, token)
@@ -132,7 +150,8 @@ class Authenticator:
         ttl = min(REGISTRATION_CACHE_SECONDS, (record.expires_at - utcnow()).total_seconds())
         if len(self._registration_cache) > 10_000:
             self._registration_cache.clear()
-        self._registration_cache[key] = (time.monotonic() + ttl, cred)
+        if generation == self._registration_generation:  # no revocation while it was read
+            self._registration_cache[key] = (time.monotonic() + ttl, cred)
         return cred
 
     async def _opamp(self, token: str) -> tuple[uuid.UUID, GatewayIdentity]:
@@ -150,5 +169,8 @@ class Authenticator:
             return await self._identities.load_many(uow.session, gateway_ids)
 
     def forget_registration_tokens(self) -> None:
-        """A registration token was revoked: stop trusting cached checks at once."""
+        """A registration token was revoked: stop trusting cached checks at once (and what a
+        lookup still running finds: it answers its waiters but is not cached)."""
+        self._registration_generation += 1
         self._registration_cache.clear()
+        self._registration_reads.clear()

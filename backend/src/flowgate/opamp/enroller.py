@@ -71,12 +71,14 @@ class Enroller(Generic[T, R]):
             self._task = asyncio.create_task(self._drain())
         return await future
 
-    def drain_seconds(self) -> float | None:
+    def drain_seconds(self) -> float:
         """How long the agents waiting now should take to be enrolled, at the rate they have
-        been since the queue last was empty; None before the first batch of that stretch."""
+        been since the queue last was empty. Before the first batch of that stretch is done,
+        as if every batch took as long as that one has so far."""
+        elapsed = time.monotonic() - self._busy_since
         if not self._served:
-            return None
-        return len(self._queue) * (time.monotonic() - self._busy_since) / self._served
+            return (len(self._queue) / self._max_batch + 1) * elapsed
+        return len(self._queue) * elapsed / self._served
 
     async def _drain(self) -> None:
         try:
