@@ -242,6 +242,13 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument(
+        "--server-workers",
+        type=int,
+        default=1,
+        help="flowgate serve --workers N (more than one fans out through Redis, "
+        "FLOWGATE_BENCH_REDIS_URL or redis://127.0.0.1:6379/0)",
+    )
+    parser.add_argument(
         "--api-only",
         type=int,
         default=0,
@@ -255,6 +262,8 @@ def main() -> None:
         help="record the server with py-spy from the API call to all applied (collapsed stacks)",
     )
     args = parser.parse_args()
+    if args.profile and args.server_workers > 1:
+        parser.error("--profile records one server process: use it with --server-workers 1")
 
     tmp = Path(tempfile.mkdtemp(prefix="flowgate-fanout-"))
     port = free_port()
@@ -292,8 +301,12 @@ def main() -> None:
         "FLOWGATE_OPAMP_MAX_QUEUED": "100000",
         "FLOWGATE_OPAMP_MAX_MESSAGES_PER_SECOND": "100000",
     }
+    if args.server_workers > 1:  # several workers need the bus
+        env["FLOWGATE_REDIS_URL"] = os.environ.get(
+            "FLOWGATE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"
+        )
     server = subprocess.Popen(
-        [sys.executable, "-m", "flowgate", "serve"],
+        [sys.executable, "-m", "flowgate", "serve", "--workers", str(args.server_workers)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=open(tmp / "server.log", "wb"),  # noqa: SIM115
@@ -365,6 +378,7 @@ def main() -> None:
                     "bench": "deploy_fanout",
                     "agents": args.agents,
                     "database": args.database,
+                    "server_workers": args.server_workers,
                     "connect_s": round(connect_s, 2),
                     "api_ms": round(api_ms, 1),
                     "pushed_s": round(pushed_s, 3),

@@ -64,6 +64,8 @@ async def shielded(work: Awaitable[T]) -> T:
         done, _ = await asyncio.wait({inner}, timeout=PASS_GRACE_SECONDS)
         if not done:
             log.warning("stopped without waiting for background work that did not finish")
+        elif not inner.cancelled() and inner.exception() is not None:
+            log.warning("background work failed while stopping", exc_info=inner.exception())
         raise
 
 
