@@ -34,12 +34,18 @@ class Lookups:
 
     def __init__(self) -> None:
         self.calls = 0
-        self.release = asyncio.Event()
+        self.release = asyncio.Event()  # every lookup, now and later
+        self.gates: list[asyncio.Event] = []  # one lookup each, in the order they started
         self.record = Record(uuid.uuid4(), uuid.uuid4(), utcnow() + timedelta(days=1))
 
     async def find_usable(self, _session: object, plain: str) -> Record:
         self.calls += 1
-        await self.release.wait()
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        waits = {asyncio.ensure_future(self.release.wait()), asyncio.ensure_future(gate.wait())}
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
         if plain != "fleet-token":
             raise InvalidRegistrationToken()
         return self.record
@@ -105,3 +111,22 @@ async def test_a_revocation_during_the_lookup_keeps_its_answer_out_of_the_cache(
     await first
     await checker.authenticate("fleet-token")
     assert lookups.calls == 2  # looked up again, not trusted from before the revocation
+
+
+async def test_a_lookup_from_before_a_revocation_does_not_end_the_newer_one(
+    lookups: Lookups,
+) -> None:
+    checker = authenticator()
+    old = asyncio.ensure_future(checker.authenticate("fleet-token"))
+    await asyncio.sleep(0.01)
+    checker.forget_registration_tokens()
+    newer = asyncio.ensure_future(checker.authenticate("fleet-token"))  # its own lookup
+    await asyncio.sleep(0.01)
+    assert lookups.calls == 2
+    lookups.gates[0].set()
+    await old  # finishing, the old lookup must leave the newer one in place for later agents
+    late = asyncio.ensure_future(checker.authenticate("fleet-token"))
+    await asyncio.sleep(0.01)
+    lookups.release.set()
+    await asyncio.gather(newer, late)
+    assert lookups.calls == 2, "the agent arriving during the newer lookup made a third one"

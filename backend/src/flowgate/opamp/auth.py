@@ -133,7 +133,8 @@ class Authenticator:
         return await asyncio.shield(inflight)
 
     def _read_done(self, key: str, done: asyncio.Future[Credential]) -> None:
-        self._registration_reads.pop(key, None)
+        if self._registration_reads.get(key) is done:  # not a newer lookup after a revocation
+            del self._registration_reads[key]
         if not done.cancelled():
             done.exception()  # retrieved here, even when every waiter went away meanwhile
 
