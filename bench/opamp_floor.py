@@ -2,7 +2,10 @@
 
 A raw ASGI app under uvicorn with the very options ``flowgate serve`` uses
 (:func:`flowgate.serving.uvicorn_options`: uvloop, httptools, the same WebSocket implementation,
-no permessage-deflate, no pings, no access log). It parses
+no permessage-deflate, no pings, no access log). Under ``flowgate serve``'s own WebSocket class
+the floor detaches each socket after its handshake exactly as FlowGate does
+(:mod:`flowgate.opamp.websocket`: one task per message, synchronous writes); with ``--ws`` naming
+one of uvicorn's implementations it stays on uvicorn's ASGI events. It parses
 every ``AgentToServer`` (WebSocket frames after the 0x00 header, or plain-HTTP POST bodies) and
 answers one fixed ``ServerToAgent`` carrying the agent's ``instance_uid``, nothing else: no
 authentication, state, database or logging. ``bench/opamp_load.py --floor`` runs the same
@@ -15,10 +18,12 @@ be read as ratios to this floor on a noisy shared machine.
 from __future__ import annotations
 
 import argparse
+import contextvars
 from typing import Any
 
 import uvicorn
 
+from flowgate.opamp import websocket
 from flowgate.opamp.proto import opamp_pb2
 from flowgate.serving import WS_IMPLEMENTATION, uvicorn_options
 
@@ -44,7 +49,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The whole server: WebSocket echo of a fixed reply, or one POST answered."""
     kind = scope["type"]
     if kind == "websocket":
-        await _websocket(receive, send)
+        await _websocket(scope, receive, send)
     elif kind == "http":
         await _http(scope, receive, send)
     elif kind == "lifespan":
@@ -57,8 +62,35 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 return
 
 
-async def _websocket(receive: Any, send: Any) -> None:
+class _Lean:
+    """The floor's handler of a detached socket: answer each message, nothing else."""
+
+    __slots__ = ("context", "idle_timeout", "socket")
+
+    def __init__(self) -> None:
+        self.context = contextvars.copy_context()
+        self.idle_timeout = None
+        self.socket: websocket.LeanWebSocket | None = None
+
+    def attached(self, socket: websocket.LeanWebSocket) -> None:
+        self.socket = socket
+
+    async def received(self, data: bytes, text: bool) -> None:
+        assert self.socket is not None
+        self.socket.send(b"\x00" + reply_for(data[1:] if data else b""))
+
+    def idle(self) -> None:
+        pass
+
+    def lost(self) -> None:
+        pass
+
+
+async def _websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if (await receive())["type"] != "websocket.connect":
+        return
+    if websocket.DETACH in scope.get("extensions", {}):
+        await send({"type": "websocket.accept", websocket.HANDLER: _Lean()})
         return
     await send({"type": "websocket.accept"})
     while True:

@@ -32,7 +32,7 @@ _LAST_MESSAGES = {
 
 
 #: uvicorn's WebSocket layer for OpAMP (see docs/benchmarks.md for how the choices compare).
-WS_IMPLEMENTATION = "websockets-sansio"
+WS_IMPLEMENTATION = "flowgate.opamp.websocket:UpgradeProtocol"
 
 
 def uvicorn_options(max_message_bytes: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gzip
 import json
 import logging
@@ -33,7 +34,7 @@ from flowgate.core import audit, outage
 from flowgate.core.errors import DomainError, NotAuthenticated
 from flowgate.core.logging import UPGRADE_REFUSED
 from flowgate.core.security import bearer_token
-from flowgate.opamp import core
+from flowgate.opamp import core, websocket
 from flowgate.opamp.agents import Connection, OpAMPAgents, Transport
 from flowgate.opamp.auth import Authenticator, Busy, Credential, RetryLater
 from flowgate.opamp.proto import opamp_pb2
@@ -270,87 +271,196 @@ class OpAMPEndpoint:
                 scope, send, 503, "server is at its connection limit", [(b"retry-after", retry)]
             )
             return
-        await send({"type": "websocket.accept"})
-        self.agents.connections += 1
-        # A plain flag, not an asyncio.Event (nobody waits on it; an Event holds a deque,
-        # ~0.6 KiB for each of thousands of idle sockets).
-        closed = False
-
-        async def send_msg(msg: opamp_pb2.ServerToAgent) -> None:
-            nonlocal closed
-            if closed:
-                return
-            try:
-                await send({"type": "websocket.send", "bytes": core.encode_ws_frame(msg)})
-            except OSError:
-                # The agent went away while we answered or pushed (uvicorn raises
-                # ClientDisconnected, an OSError): an ordinary end of the connection.
-                closed = True
-
-        async def close(code: int) -> None:
-            nonlocal closed
-            if not closed:
-                closed = True
-                with contextlib.suppress(Exception):
-                    await send({"type": "websocket.close", "code": code})
-
-        connection = Connection(send=send_msg, close=close)
         idle = (
             self.settings.opamp_heartbeat_interval_seconds * self.settings.opamp_missed_heartbeats
         )
-        bad = 0
-        last_uid = b""
+        session = _Session(self, cred, idle)
+        if websocket.DETACH in scope.get("extensions", {}):
+            # flowgate serve: the socket goes on without this ASGI call (opamp/websocket.py).
+            with contextlib.suppress(OSError):  # the agent left during the handshake
+                await send({"type": "websocket.accept", websocket.HANDLER: session})
+            return
+        await send({"type": "websocket.accept"})
+        session.attach_asgi(send)
         next_event = _IdleReceive(receive, idle)
         try:
-            while not closed:
+            while not session.closed:
                 try:
                     event = await next_event()
                 except TimeoutError:
                     log.info("opamp websocket idle; closing")
-                    await close(1001)
+                    await session.close(1001)
                     break
                 kind = event["type"]
                 if kind == "websocket.disconnect":
-                    closed = True
                     break
                 if kind != "websocket.receive":
                     continue
                 data = event.get("bytes")
-                if data is None:  # a text frame: OpAMP is binary only
-                    await close(1003)
-                    break
-                try:
-                    msg = core.decode_agent_message(
-                        core.parse_ws_frame(data), max_bytes=self.settings.opamp_max_message_bytes
-                    )
-                except core.MessageTooLargeError:
-                    await close(1009)
-                    break
-                except core.ProtocolError as exc:
-                    bad += 1
-                    if bad >= MAX_BAD_FRAMES:
-                        await close(1002)
-                        break
-                    await connection.deliver(core.error_reply(last_uid, str(exc)))
-                    continue
-                bad = 0
-                last_uid = bytes(msg.instance_uid)
-                if not self.agents.throttle.allow():
-                    reply = core.unavailable_reply(last_uid, self._retry_after())
+                if data is None:
+                    await session.handle(event.get("text", "").encode(), text=True)
                 else:
-                    with selftelemetry.opamp_span("opamp-ws"):
-                        reply = await self._process(
-                            msg, cred, "opamp-ws", self.ws_endpoint, connection
-                        )
-                await connection.deliver(reply)
+                    await session.handle(data, text=False)
         except Exception:
             log.exception("opamp websocket failed")
-            await close(1011)
+            await session.close(1011)
         finally:
             next_event.close()
-            closed = True
-            self.agents.connections -= 1
-            self.agents.connection_closed(connection)
+            session.lost()
+
+
+class _Session:
+    """One OpAMP WebSocket after its upgrade: decode, answer, push, close, whichever layer
+    carries the frames (a detached :class:`~flowgate.opamp.websocket.LeanWebSocket` under
+    ``flowgate serve``, uvicorn's ASGI events otherwise).
+
+    On the lean socket, :meth:`received` runs for one message at a time in the context of the
+    upgrade (so the client address of the audit log carries over) and writes are synchronous.
+    """
+
+    __slots__ = (
+        "_asgi_send",
+        "_ended",
+        "_handling",
+        "_socket",
+        "bad",
+        "closed",
+        "connection",
+        "context",
+        "cred",
+        "endpoint",
+        "idle_timeout",
+        "last_uid",
+    )
+
+    def __init__(self, endpoint: OpAMPEndpoint, cred: Credential, idle: float) -> None:
+        self.endpoint = endpoint
+        self.cred = cred
+        self.idle_timeout = idle
+        self.bad = 0
+        self.last_uid = b""
+        # A plain flag, not an asyncio.Event (nobody waits on it; an Event holds a deque,
+        # ~0.6 KiB for each of thousands of idle sockets).
+        self.closed = False
+        self._ended = False
+        self._handling = False
+        self._asgi_send: Send | None = None
+        self._socket: websocket.LeanWebSocket | None = None
+        self.context = contextvars.copy_context()
+        self.connection = Connection(send=self.send, close=self.close)
+
+    def attach_asgi(self, send: Send) -> None:
+        """Carried by uvicorn's ASGI events (the loop in ``OpAMPEndpoint._websocket``)."""
+        self._asgi_send = send
+        self.endpoint.agents.connections += 1
+
+    def attached(self, socket: websocket.LeanWebSocket) -> None:
+        """Carried by a detached lean socket (called when the socket is made)."""
+        self._socket = socket
+        self.endpoint.agents.connections += 1
+
+    async def send(self, msg: opamp_pb2.ServerToAgent) -> None:
+        if self.closed:
+            return
+        frame = core.encode_ws_frame(msg)
+        if self._socket is not None:
+            if not self._socket.send(frame):
+                self.closed = True
+            return
+        assert self._asgi_send is not None
+        try:
+            await self._asgi_send({"type": "websocket.send", "bytes": frame})
+        except OSError:
+            # The agent went away while we answered or pushed (uvicorn raises
+            # ClientDisconnected, an OSError): an ordinary end of the connection.
+            self.closed = True
+
+    async def close(self, code: int) -> None:
+        if self.closed:
+            return
+        if self._socket is not None:
+            self._close_lean(code)
+            return
+        self.closed = True
+        if self._asgi_send is not None:
+            with contextlib.suppress(Exception):
+                await self._asgi_send({"type": "websocket.close", "code": code})
+        self.lost()
+
+    def _close_lean(self, code: int) -> None:
+        assert self._socket is not None
+        self.closed = True
+        self._socket.close(code)
+        self.lost()
+
+    async def received(self, data: bytes, text: bool) -> None:
+        """The lean socket's call for each message."""
+        try:
+            await self.handle(data, text)
+        except Exception:
+            log.exception("opamp websocket failed")
+            await self.close(1011)
+
+    async def handle(self, data: bytes, text: bool) -> None:
+        """Answer one WebSocket message (closing the connection when it must end).
+
+        An end of the connection noticed meanwhile takes effect after the message: the agent
+        this message loads or enrols is then on the connection, and goes offline with it."""
+        if self.closed:
+            return
+        self._handling = True
+        try:
+            await self._handle(data, text)
+        finally:
+            self._handling = False
+            if self.closed:
+                self.lost()
+
+    async def _handle(self, data: bytes, text: bool) -> None:
+        if text:  # OpAMP is binary only
+            await self.close(1003)
+            return
+        endpoint = self.endpoint
+        try:
+            msg = core.decode_agent_message(
+                core.parse_ws_frame(data), max_bytes=endpoint.settings.opamp_max_message_bytes
+            )
+        except core.MessageTooLargeError:
+            await self.close(1009)
+            return
+        except core.ProtocolError as exc:
+            self.bad += 1
+            if self.bad >= MAX_BAD_FRAMES:
+                await self.close(1002)
+                return
+            await self.connection.deliver(core.error_reply(self.last_uid, str(exc)))
+            return
+        self.bad = 0
+        self.last_uid = bytes(msg.instance_uid)
+        if not endpoint.agents.throttle.allow():
+            reply = core.unavailable_reply(self.last_uid, endpoint._retry_after())
+        else:
+            with selftelemetry.opamp_span("opamp-ws"):
+                reply = await endpoint._process(
+                    msg, self.cred, "opamp-ws", endpoint.ws_endpoint, self.connection
+                )
+        await self.connection.deliver(reply)
+
+    def idle(self) -> None:
+        """No message for ``idle_timeout`` seconds: the agent is gone (close 1001)."""
+        log.info("opamp websocket idle; closing")
+        if not self.closed and self._socket is not None:
+            self._close_lean(1001)
+
+    def lost(self) -> None:
+        """The connection ended (either side): its agents are offline. Runs once."""
+        self.closed = True
+        if self._ended or self._handling:
+            return  # once; after the message being handled (see ``handle``)
+        self._ended = True
+        agents = self.endpoint.agents
+        agents.connections -= 1
+        agents.connection_closed(self.connection)
 
 
 class _IdleReceive:
