@@ -3,7 +3,8 @@
 A raw TCP client does the upgrade and writes frames by hand, so the cases no library client
 produces on purpose are covered: fragments with a ping between them, several messages in one
 segment, unmasked and reserved-bit frames, a close from the agent, a text frame, and a message
-over the size limit.
+over the size limit. The same cases run against FlowGate served by plain uvicorn
+(``websockets-sansio``, no detach), the ASGI path other servers take: both must behave alike.
 """
 
 from __future__ import annotations
@@ -12,14 +13,47 @@ import asyncio
 import base64
 import os
 import struct
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
+
+import pytest
 
 from flowgate.core.settings import Settings
 from flowgate.opamp.proto import opamp_pb2
-from tests.support.api import Org
+from tests.support.api import Org, new_org, superuser_client
+from tests.support.server import LiveServer
 from tests.support.ws_agent import WsAgent
 
 PATH = "/v1/opamp"
+LIMIT = Settings.model_fields["opamp_max_message_bytes"].default
+
+
+@pytest.fixture(scope="module")
+def asgi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """FlowGate under plain uvicorn: its WebSocket never detaches (SQLite)."""
+    live = LiveServer(data_dir=tmp_path_factory.mktemp("asgi-ws") / "data", database_url=None)
+    live.command = (
+        *("-m", "uvicorn", "--factory", "flowgate.serving:create_served_app"),
+        *("--host", "127.0.0.1", "--port", str(live.port), "--ws", "websockets-sansio"),
+        *("--ws-max-size", str(LIMIT), "--ws-per-message-deflate", "false"),
+    )
+    live.data_dir.mkdir(parents=True)
+    live.cli("db", "upgrade")  # what flowgate serve does before it starts uvicorn
+    live.start()
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(params=["lean", "asgi"])
+def org(request: pytest.FixtureRequest, org: Org) -> Org:
+    """The test's organisation on ``flowgate serve`` (lean) or on plain uvicorn (asgi)."""
+    if request.param == "lean":
+        return org
+    live: LiveServer = request.getfixturevalue("asgi_server")
+    return new_org(live, superuser_client(live))
 
 
 class RawSocket:
@@ -182,12 +216,40 @@ async def test_text_frames_close_with_1003_and_oversized_messages_with_1009(org:
         assert await sock.read_close_code() == 1003
     finally:
         sock.close()
-    limit = Settings.model_fields["opamp_max_message_bytes"].default  # the shared server's
+    limit = LIMIT
     sock = await RawSocket.open(org, gw["opamp_token"])
     try:
         # Only the header of the oversized frame is sent: the server refuses it on its length.
         sock.writer.write(struct.pack("!BBQ", 0x82, 0x80 | 127, int(limit) + 1) + b"\0\0\0\0")
         assert await sock.read_close_code() == 1009
         assert await sock.closed_by_server()
+    finally:
+        sock.close()
+
+
+async def test_a_silent_agent_is_closed_with_1001_and_a_stopping_server_says_1012(
+    make_server: Any,
+) -> None:
+    live: LiveServer = make_server(
+        FLOWGATE_OPAMP_HEARTBEAT_INTERVAL_SECONDS="1", FLOWGATE_OPAMP_MISSED_HEARTBEATS="2"
+    )
+    org = new_org(live, superuser_client(live))
+    gw = org.register()
+    agent = WsAgent("", None)
+    silent = await RawSocket.open(org, gw["opamp_token"])
+    try:
+        silent.writer.write(silent.frame(0x2, message(agent, agent.full_state())))
+        assert (await silent.read_frame())[0] == 0x2
+        # Nothing more for two heartbeat intervals: the server gives the agent up.
+        assert await silent.read_close_code() == 1001
+    finally:
+        silent.close()
+    other = WsAgent("", None)
+    sock = await RawSocket.open(org, org.register()["opamp_token"])
+    try:
+        sock.writer.write(sock.frame(0x2, message(other, other.full_state())))
+        assert (await sock.read_frame())[0] == 0x2
+        await asyncio.to_thread(live.stop)
+        assert await sock.read_close_code() == 1012  # service restart: come back later
     finally:
         sock.close()

@@ -83,6 +83,8 @@ class LiveServer:
     log_path: Path | None = None
     #: Extra ``flowgate serve`` arguments, e.g. ``("--workers", "3")``.
     args: tuple[str, ...] = ()
+    #: Python arguments that start the server instead of ``-m flowgate serve *args``.
+    command: tuple[str, ...] | None = None
 
     @property
     def url(self) -> str:
@@ -129,7 +131,7 @@ class LiveServer:
         self.log_path = log_dir / f"server-{self.port}.log"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "flowgate", "serve", *self.args],
+                [sys.executable, *(self.command or ("-m", "flowgate", "serve", *self.args))],
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -151,8 +151,7 @@ class LeanWebSocket(asyncio.Protocol):
         self._handler.lost()
 
     def pause_writing(self) -> None:
-        if self.transport.get_write_buffer_size() > WRITE_LIMIT:
-            self.transport.abort()  # the peer stopped reading; do not buffer without bound
+        pass  # replies are small; ``send`` bounds what a peer that does not read can cost
 
     def resume_writing(self) -> None:
         pass
@@ -161,6 +160,10 @@ class LeanWebSocket(asyncio.Protocol):
     def send(self, payload: bytes, opcode: int = BINARY) -> bool:
         """Write one unfragmented message; False when the socket is closing or gone."""
         if self._close_sent or self._lost or self.transport.is_closing():
+            return False
+        if self.transport.get_write_buffer_size() > WRITE_LIMIT:
+            log.warning("websocket peer stopped reading; dropping the connection")
+            self.transport.abort()
             return False
         self.transport.write(_frame_header(opcode, len(payload)) + payload)
         return True
