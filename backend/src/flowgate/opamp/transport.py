@@ -277,8 +277,7 @@ class OpAMPEndpoint:
         session = _Session(self, cred, idle)
         if websocket.DETACH in scope.get("extensions", {}):
             # flowgate serve: the socket goes on without this ASGI call (opamp/websocket.py).
-            with contextlib.suppress(OSError):  # the agent left during the handshake
-                await send({"type": "websocket.accept", websocket.HANDLER: session})
+            await send({"type": "websocket.accept", websocket.HANDLER: session})
             return
         await send({"type": "websocket.accept"})
         session.attach_asgi(send)
@@ -499,11 +498,9 @@ class _IdleReceive:
             self._since = None
 
     def _check(self) -> None:
-        now = self._loop.time()
-        if self._since is None:  # busy with a message: the next wait starts later
-            self._timer = self._loop.call_at(now + self._idle, self._check)
-        elif now < self._since + self._idle:
-            self._timer = self._loop.call_at(self._since + self._idle, self._check)
+        due = websocket.next_idle_check(self._loop.time(), self._since, self._idle)
+        if due is not None:
+            self._timer = self._loop.call_at(due, self._check)
         else:
             self._expired = True
             self._task.cancel()

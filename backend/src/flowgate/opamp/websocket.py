@@ -311,16 +311,14 @@ class LeanWebSocket(asyncio.Protocol):
 
     def _check_idle(self) -> None:
         assert self._idle is not None
-        now = self._loop.time()
+        self._idle_timer = None
         if self._lost or self._close_sent:
-            self._idle_timer = None
-        elif self._since is None:  # handling a message: the next wait starts later
-            self._idle_timer = self._loop.call_at(now + self._idle, self._check_idle)
-        elif now < self._since + self._idle:
-            self._idle_timer = self._loop.call_at(self._since + self._idle, self._check_idle)
-        else:
-            self._idle_timer = None
+            return
+        due = next_idle_check(self._loop.time(), self._since, self._idle)
+        if due is None:
             self._handler.idle()
+        else:
+            self._idle_timer = self._loop.call_at(due, self._check_idle)
 
 
 class UpgradeProtocol(WebSocketsSansIOProtocol):
@@ -346,7 +344,7 @@ class UpgradeProtocol(WebSocketsSansIOProtocol):
         message = {k: v for k, v in message.items() if k != HANDLER}
         await super().send(message)
         if not self.handshake_complete or self.disconnected or self.transport.is_closing():
-            raise OSError("the WebSocket closed during its handshake")
+            raise ClientDisconnected()  # the agent left during the handshake: nothing to log
         self._detach(handler)
 
     def _detach(self, handler: Handler) -> None:
@@ -394,6 +392,17 @@ class UpgradeProtocol(WebSocketsSansIOProtocol):
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
         if not self.detached and self.close_timer is None:
             self.transport.close()
+
+
+def next_idle_check(now: float, since: float | None, idle: float) -> float | None:
+    """When an idle timer that fired at ``now`` should look again, or None when the wait
+    that began at ``since`` (None: a message is being handled) has lasted ``idle`` seconds.
+    One timer per connection re-arms itself this way instead of a timer per message."""
+    if since is None:  # handling a message: the next wait starts later
+        return now + idle
+    if now < since + idle:
+        return since + idle
+    return None
 
 
 def _frame_header(opcode: int, length: int) -> bytes:
