@@ -24,6 +24,7 @@ Applications that do not detach, and the ASGI test clients, get uvicorn's behavi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import struct
@@ -136,9 +137,6 @@ class LeanWebSocket(asyncio.Protocol):
             self._read_paused = True
             self.transport.pause_reading()
 
-    def eof_received(self) -> bool | None:
-        return None  # close the transport
-
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return
@@ -150,15 +148,12 @@ class LeanWebSocket(asyncio.Protocol):
         self._buffer = b""
         self._handler.lost()
 
-    def pause_writing(self) -> None:
-        pass  # replies are small; ``send`` bounds what a peer that does not read can cost
-
-    def resume_writing(self) -> None:
-        pass
-
     # -- sending -------------------------------------------------------------------------------
     def send(self, payload: bytes, opcode: int = BINARY) -> bool:
-        """Write one unfragmented message; False when the socket is closing or gone."""
+        """Write one unfragmented message; False when the socket is closing or gone.
+
+        Writes are never paused (replies are small): a peer that stops reading is dropped
+        once :data:`WRITE_LIMIT` waits for it."""
         if self._close_sent or self._lost or self.transport.is_closing():
             return False
         if self.transport.get_write_buffer_size() > WRITE_LIMIT:
@@ -188,7 +183,7 @@ class LeanWebSocket(asyncio.Protocol):
     def _write_close(self, code: int, reason: str) -> None:
         self._close_sent = True
         body = struct.pack("!H", code) + reason.encode()[:123]
-        with _suppress_closed():
+        with contextlib.suppress(OSError, RuntimeError):  # closing: harmless
             self.transport.write(_frame_header(CLOSE, len(body)) + body)
 
     def _fail(self, code: int, reason: str) -> None:
@@ -253,7 +248,7 @@ class LeanWebSocket(asyncio.Protocol):
     def _control(self, opcode: int, payload: bytes) -> None:
         if opcode == PING:
             if not self._close_sent:
-                with _suppress_closed():
+                with contextlib.suppress(OSError, RuntimeError):  # closing: harmless
                     self.transport.write(_frame_header(PONG, len(payload)) + payload)
         elif opcode == CLOSE:
             if not self._close_sent:
@@ -359,8 +354,8 @@ class UpgradeProtocol(WebSocketsSansIOProtocol):
         self.connections.discard(self)
         self.detached = True
         self.transport.set_protocol(lean)
-        # Anything the client sent before it saw the 101 (clients wait for it; this is for the
-        # odd one that does not): bytes websockets has not parsed go to the lean parser.
+        # A client that sent frames before it saw the 101 (clients wait for it): what uvicorn
+        # has buffered cannot be handed over reliably, so the connection is refused as broken.
         leftover = bytes(self.conn.reader.buffer)
         if leftover or not self.queue.empty():
             log.warning("websocket data arrived before the handshake ended; closing")
@@ -416,13 +411,3 @@ def _frame_header(opcode: int, length: int) -> bytes:
 def _echoable(code: int) -> bool:
     """Whether a close code the peer sent may be sent back (RFC 6455 section 7.4)."""
     return (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) or 3000 <= code <= 4999
-
-
-class _suppress_closed:
-    """Writing to a transport that is closing is harmless: ignore the error."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], (OSError, RuntimeError))  # type: ignore[arg-type]
