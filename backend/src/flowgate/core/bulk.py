@@ -12,12 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, TableValuedAlias, Text, Uuid, bindparam, func
+from sqlalchemy import DateTime, Integer, TableValuedAlias, Text, Uuid, bindparam, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
-_TYPES: dict[str, TypeEngine[Any]] = {"uuid": Uuid(), "int": Integer(), "text": Text()}
+_TYPES: dict[str, TypeEngine[Any]] = {
+    "uuid": Uuid(),
+    "int": Integer(),
+    "text": Text(),
+    # Aware datetimes only (what UTCDateTime columns hold); asyncpg encodes them in C.
+    "timestamptz": DateTime(timezone=True),
+}
 
 
 def is_postgres(session: AsyncSession) -> bool:
@@ -27,7 +33,8 @@ def is_postgres(session: AsyncSession) -> bool:
 def unnest(name: str, **columns: tuple[str, Sequence[Any]]) -> TableValuedAlias:
     """``unnest(:a::T[], :b::U[]) AS name(a, b)``: a table with one row per position of the
     equally long sequences; ``columns`` maps a column name to ``(type, values)`` with type one
-    of ``uuid``, ``int``, ``text``."""
+    of ``uuid``, ``int``, ``text``, ``timestamptz`` (JSON goes as ``text`` of its encoding,
+    cast to the column's type where it is used)."""
     arrays = []
     for column, (kind, values) in columns.items():
         # asyncpg's dialect renders the parameter as ``$n::T[]``: the array's type is explicit.

@@ -32,9 +32,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
+from flowgate.core import bulk
+from flowgate.core.db import dump_json
 from flowgate.core.errors import GatewayNotFound
 from flowgate.core.events import HealthChange
 from flowgate.gateways import labels as label_rules
@@ -373,6 +376,9 @@ async def write_presence(
                 else "connected"
             )
     for key, params_list in groups.items():
+        if bulk.is_postgres(session):
+            await _update_set_based(session, table, key, params_list, rule)
+            continue
         binds = {name: bindparam(name, type_=table.c[name].type) for name in key}
         # Typed explicitly: PostgreSQL must deduce one type for a parameter used twice.
         status = sql_cast(binds["status"], String(16)) if "status" in binds else table.c.status
@@ -388,6 +394,61 @@ async def write_presence(
     if relabelled:
         await _refresh_effective(session, relabelled)
     return len(groups)
+
+
+#: How each presence column travels in :func:`_update_set_based` (``bulk.unnest`` kinds).
+_ARRAY_KINDS: dict[str, str] = {
+    "last_seen": "timestamptz",
+    "active_since": "timestamptz",
+    "updated_at": "timestamptz",
+    "status": "text",
+    "transport": "text",
+    "opamp_instance_uid": "text",
+    "current_config_version": "int",
+    "opamp_state": "json",
+    "agent_labels": "json",
+    "extra_metadata": "json",
+}
+
+
+async def _update_set_based(
+    session: AsyncSession,
+    table: Table,
+    key: tuple[str, ...],
+    params_list: list[dict[str, Any]],
+    rule: HealthRule,
+) -> None:
+    """PostgreSQL: one UPDATE ... FROM unnest(...) for rows setting the same columns, instead
+    of an execution per row (a 10k-agent fleet at a 30 s heartbeat flushes ~330 rows a second;
+    per-row parameter handling cost ~50 us of the server's CPU each). The same guard, values
+    and health assignments as the row-based statement of :func:`write_presence`."""
+    arrays: dict[str, tuple[str, list[Any]]] = {
+        "b_id": ("uuid", [p["b_id"] for p in params_list]),
+        "b_guard": ("text", [p["b_guard"] for p in params_list]),
+        "b_reason": ("text", [p["b_reason"] for p in params_list]),
+    }
+    for name in key:
+        kind = _ARRAY_KINDS[name]
+        values = [p[name] for p in params_list]
+        if kind == "json":
+            arrays[name] = ("text", [dump_json(v) for v in values])
+        elif kind == "timestamptz":
+            arrays[name] = (kind, [None if v is None else v.astimezone(UTC) for v in values])
+        else:
+            arrays[name] = (kind, values)
+    v = bulk.unnest("v", **arrays)
+    columns = {
+        name: sql_cast(v.c[name], JSONB) if _ARRAY_KINDS[name] == "json" else v.c[name]
+        for name in key
+    }
+    status = columns.get("status", table.c.status)
+    last_seen = columns.get("last_seen", table.c.last_seen)
+    stmt = (
+        update(table)
+        .where(table.c.id == v.c.b_id, table.c.opamp_token == v.c.b_guard)
+        .values({**columns, **rule.assignments(status, last_seen, v.c.b_reason)})
+    )
+    await session.execute(stmt.execution_options(synchronize_session=False))
 
 
 @dataclass(frozen=True)

@@ -341,6 +341,7 @@ class OpAMPAgents:
         if not held:
             return
         records = await self.store.desired(held)
+        pushed = 0
         for gateway_id in held:
             agent = self._by_gateway.get(gateway_id)
             if agent is None:
@@ -353,7 +354,10 @@ class OpAMPAgents:
             msg = core.push_message(agent.state, agent.desired)
             if msg is not None:
                 await agent.connection.deliver(msg)
-                log.info("remote config pushed", extra={"gateway_id": str(gateway_id)})
+                pushed += 1
+        if pushed:
+            # One line for the event, not one per agent: a deployment to 10k gateways.
+            log.info("remote config pushed", extra={"agents": pushed, "gateways": len(held)})
 
     async def on_revoked(self, event: GatewayRevoked) -> None:
         """The gateway was deactivated or deleted: close its socket, forget the agent."""
