@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from flowgate.core.db import Database, utcnow
@@ -16,6 +18,8 @@ from flowgate.core.uow import unit_of_work_factory
 from flowgate.gateways.models import Gateway, GatewayStatus
 from flowgate.gateways.presence import Presence
 from flowgate.orgs.models import Organization
+from tests.conftest import BACKENDS, database_for
+from tests.support.server import drop_pg_database
 
 TOKEN = "d" * 64
 
@@ -24,8 +28,19 @@ def presence_for(db: Database) -> Presence:
     return Presence(unit_of_work_factory(db.sessionmaker), interval=60)
 
 
-async def seeded(tmp_path: Path, n: int) -> tuple[Database, list[uuid.UUID]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database on each backend: PostgreSQL writes presence set-based (one UPDATE
+    over arrays per column set), SQLite row by row, and both must keep every rule here."""
+    url, pg_name = database_for(str(request.param), tmp_path)
+    try:
+        yield url or f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"
+    finally:
+        if pg_name:
+            drop_pg_database(pg_name)
+
+
+async def seeded(url: str, n: int) -> tuple[Database, list[uuid.UUID]]:
     await asyncio.to_thread(upgrade, url)  # alembic runs its own event loop
     db = Database(url)
     async with db.sessionmaker() as session:
@@ -47,8 +62,8 @@ async def last_seen(db: Database) -> dict[uuid.UUID, datetime | None]:
         return dict(rows.all())
 
 
-async def test_many_heartbeats_one_statement(tmp_path: Path) -> None:
-    db, ids = await seeded(tmp_path, 50)
+async def test_many_heartbeats_one_statement(database_url: str) -> None:
+    db, ids = await seeded(database_url, 50)
     presence = presence_for(db)
     now = utcnow()
     for beat in range(10):
@@ -61,8 +76,8 @@ async def test_many_heartbeats_one_statement(tmp_path: Path) -> None:
     await db.dispose()
 
 
-async def test_a_refused_row_does_not_hold_back_the_others(tmp_path: Path) -> None:
-    db, ids = await seeded(tmp_path, 3)
+async def test_a_refused_row_does_not_hold_back_the_others(database_url: str) -> None:
+    db, ids = await seeded(database_url, 3)
     presence = presence_for(db)
     now = utcnow()
     presence.record(ids[0], TOKEN, last_seen=now)
@@ -77,8 +92,8 @@ async def test_a_refused_row_does_not_hold_back_the_others(tmp_path: Path) -> No
     await db.dispose()
 
 
-async def test_unreachable_database_keeps_everything_for_later(tmp_path: Path) -> None:
-    db, ids = await seeded(tmp_path, 2)
+async def test_unreachable_database_keeps_everything_for_later(database_url: str) -> None:
+    db, ids = await seeded(database_url, 2)
     broken = Database("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
     presence = presence_for(broken)
     now = utcnow()
@@ -95,9 +110,9 @@ async def test_unreachable_database_keeps_everything_for_later(tmp_path: Path) -
     await db.dispose()
 
 
-async def test_a_buffered_heartbeat_never_undoes_a_revocation(tmp_path: Path) -> None:
+async def test_a_buffered_heartbeat_never_undoes_a_revocation(database_url: str) -> None:
     """Values taken under a credential are written only while the gateway still has it."""
-    db, ids = await seeded(tmp_path, 3)
+    db, ids = await seeded(database_url, 3)
     presence = presence_for(db)
     now = utcnow()
     for gid in ids:
@@ -123,8 +138,8 @@ async def test_a_buffered_heartbeat_never_undoes_a_revocation(tmp_path: Path) ->
     await db.dispose()
 
 
-async def test_values_under_a_new_credential_replace_older_ones(tmp_path: Path) -> None:
-    db, ids = await seeded(tmp_path, 1)
+async def test_values_under_a_new_credential_replace_older_ones(database_url: str) -> None:
+    db, ids = await seeded(database_url, 1)
     presence = presence_for(db)
     presence.record(ids[0], "old" * 20, last_seen=utcnow(), metadata={"version": "old"})
     presence.record(ids[0], TOKEN, last_seen=utcnow())

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from flowgate.core import bulk
-from flowgate.core.db import dump_json
+from flowgate.core.db import UTCDateTime, dump_json
 from flowgate.core.errors import GatewayNotFound
 from flowgate.core.events import HealthChange
 from flowgate.gateways import labels as label_rules
@@ -396,6 +396,8 @@ async def write_presence(
     return len(groups)
 
 
+_UTC_DATETIME = UTCDateTime()
+
 #: How each presence column travels in :func:`_update_set_based` (``bulk.unnest`` kinds).
 _ARRAY_KINDS: dict[str, str] = {
     "last_seen": "timestamptz",
@@ -422,6 +424,7 @@ async def _update_set_based(
     of an execution per row (a 10k-agent fleet at a 30 s heartbeat flushes ~330 rows a second;
     per-row parameter handling cost ~50 us of the server's CPU each). The same guard, values
     and health assignments as the row-based statement of :func:`write_presence`."""
+    dialect = session.get_bind().dialect
     arrays: dict[str, tuple[str, list[Any]]] = {
         "b_id": ("uuid", [p["b_id"] for p in params_list]),
         "b_guard": ("text", [p["b_guard"] for p in params_list]),
@@ -433,7 +436,10 @@ async def _update_set_based(
         if kind == "json":
             arrays[name] = ("text", [dump_json(v) for v in values])
         elif kind == "timestamptz":
-            arrays[name] = (kind, [None if v is None else v.astimezone(UTC) for v in values])
+            # The column type's own rule (a naive datetime is refused: row by row, see
+            # Presence.flush), as the row-based statement applies it.
+            bind = _UTC_DATETIME.process_bind_param
+            arrays[name] = (kind, [bind(v, dialect) for v in values])
         else:
             arrays[name] = (kind, values)
     v = bulk.unnest("v", **arrays)
