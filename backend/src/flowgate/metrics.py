@@ -72,7 +72,7 @@ class RuntimeCollector(Collector):
         )
         yield CounterMetricFamily(
             "flowgate_presence_statements",
-            "UPDATE statements (executemany batches) issued by presence flushes",
+            "UPDATE statements issued by presence flushes (one per column set)",
             value=stats.statements,
         )
         collections = CounterMetricFamily(
