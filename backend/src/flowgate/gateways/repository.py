@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    JSON,
     Integer,
     Select,
     String,
@@ -32,7 +33,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -375,8 +375,9 @@ async def write_presence(
                 if status in (GatewayStatus.inactive, GatewayStatus.error)
                 else "connected"
             )
+    set_based = bulk.is_postgres(session)
     for key, params_list in groups.items():
-        if bulk.is_postgres(session):
+        if set_based:
             await _update_set_based(session, table, key, params_list, rule)
             continue
         binds = {name: bindparam(name, type_=table.c[name].type) for name in key}
@@ -398,18 +399,25 @@ async def write_presence(
 
 _UTC_DATETIME = UTCDateTime()
 
-#: How each presence column travels in :func:`_update_set_based` (``bulk.unnest`` kinds).
+
+def _array_kind(column: Any) -> str:
+    """How a presence column travels in :func:`_update_set_based` (a ``bulk.unnest`` kind, or
+    ``json``: text arrays cast to the column's type), read from the column's own type."""
+    kind = column.type
+    if isinstance(kind, JSON):
+        return "json"
+    if isinstance(kind, UTCDateTime):
+        return "timestamptz"
+    if isinstance(kind, Integer):
+        return "int"
+    if isinstance(kind, String):  # Enum columns are Strings too
+        return "text"
+    raise TypeError(f"no array form for presence column {column.name} ({kind!r})")
+
+
 _ARRAY_KINDS: dict[str, str] = {
-    "last_seen": "timestamptz",
-    "active_since": "timestamptz",
-    "updated_at": "timestamptz",
-    "status": "text",
-    "transport": "text",
-    "opamp_instance_uid": "text",
-    "current_config_version": "int",
-    "opamp_state": "json",
-    "agent_labels": "json",
-    "extra_metadata": "json",
+    name: _array_kind(Gateway.__table__.c[name])
+    for name in (*PRESENCE_COLUMNS, "extra_metadata", "updated_at")
 }
 
 
@@ -444,7 +452,7 @@ async def _update_set_based(
             arrays[name] = (kind, values)
     v = bulk.unnest("v", **arrays)
     columns = {
-        name: sql_cast(v.c[name], JSONB) if _ARRAY_KINDS[name] == "json" else v.c[name]
+        name: sql_cast(v.c[name], table.c[name].type) if _ARRAY_KINDS[name] == "json" else v.c[name]
         for name in key
     }
     status = columns.get("status", table.c.status)
