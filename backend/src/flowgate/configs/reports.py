@@ -101,12 +101,18 @@ class RolloutReports:
         return len(batch)
 
     async def _run(self) -> None:
+        backlog = False
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._interval * 10)
-            await asyncio.sleep(self._interval)  # gather what else arrives meanwhile
+            if not backlog:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._interval * 10)
+                await asyncio.sleep(self._interval)  # gather what else arrives meanwhile
             self._wake.clear()
-            await shielded(self.flush())
+            written = await shielded(self.flush())
+            # Reports that arrived while a flush was writing have waited as long as it took:
+            # write them at once (a 10k rollout's reports then go out in back-to-back flushes,
+            # each as large as what came in during the last). After a failed flush, wait.
+            backlog = written > 0 and bool(self._pending)
 
     def start(self) -> None:
         self._task.start(self._run)

@@ -15,7 +15,9 @@ and the refusals of an upgrade are unchanged. An application that finds
 is handed to a :class:`LeanWebSocket`, and the ASGI call returns, freeing its task and scope.
 From then on :class:`LeanWebSocket` parses RFC 6455 frames itself (client frames masked, no
 extensions, fragments joined, control frames answered) and runs ``handler.received`` for one
-message at a time, in the context the handler was accepted in. Replies are written
+message at a time, in the context the handler was accepted in. Handlers start at most
+:data:`HANDLERS_PER_TURN` per turn of the event loop over all sockets (:class:`_Pacer`), so a
+storm of messages never holds the loop for seconds. Replies are written
 synchronously, so a reply and a push never interleave inside a frame.
 
 Applications that do not detach, and the ASGI test clients, get uvicorn's behaviour unchanged.
@@ -24,11 +26,13 @@ Applications that do not detach, and the ASGI test clients, get uvicorn's behavi
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import logging
 import struct
-from collections.abc import Coroutine
+import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -52,6 +56,8 @@ CLOSE_TIMEOUT = 10.0
 READ_HIGH_WATER = 256 * 1024
 #: Unsent output a peer that does not read may leave us holding before it is dropped.
 WRITE_LIMIT = 8 * 1024 * 1024
+#: Message handlers started per turn of the event loop, over all sockets; see :class:`_Pacer`.
+HANDLERS_PER_TURN = 64
 
 
 class Handler(Protocol):
@@ -67,6 +73,60 @@ class Handler(Protocol):
     def idle(self) -> None: ...
 
     def lost(self) -> None: ...
+
+
+class _Pacer:
+    """Starts the sockets' message handlers in arrival order, at most
+    :data:`HANDLERS_PER_TURN` per turn of the event loop; the rest wait for the next turn.
+
+    10,000 agents answering a deployment at once put 10,000 messages in one read of the
+    sockets. Started together, their handlers would all run in one turn of the loop (about two
+    seconds), and nothing else scheduled on the loop (the rollout reports' flush, the presence
+    flush, API requests, timers) would run until the last one is done. Paced, a turn is a few
+    hundred messages long, so the rest of the server keeps its turns during a storm, and the
+    database writes the storm causes run alongside it instead of after it. Each socket still
+    handles one message at a time, in order."""
+
+    __slots__ = ("__weakref__", "_armed", "_loop", "_queue", "_started")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: collections.deque[Callable[[], None]] = collections.deque()
+        self._started = 0
+        self._armed = False
+
+    def start(self, begin: Callable[[], None]) -> None:
+        if self._started < HANDLERS_PER_TURN and not self._queue:
+            self._started += 1
+            begin()
+        else:
+            self._queue.append(begin)
+        if not self._armed:
+            self._armed = True
+            self._loop.call_soon(self._turn)
+
+    def _turn(self) -> None:
+        """Once per turn while there is work: a new budget, spent on what waited first."""
+        self._armed = False
+        self._started = 0
+        queue = self._queue
+        while queue and self._started < HANDLERS_PER_TURN:
+            self._started += 1
+            queue.popleft()()
+        if queue or self._started:
+            self._armed = True
+            self._loop.call_soon(self._turn)
+
+
+_PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pacer] = weakref.WeakKeyDictionary()
+
+
+def _pacer(loop: asyncio.AbstractEventLoop) -> _Pacer:
+    """The loop's one pacer, shared by all its sockets."""
+    pacer = _PACERS.get(loop)
+    if pacer is None:
+        pacer = _PACERS[loop] = _Pacer(loop)
+    return pacer
 
 
 class LeanWebSocket(asyncio.Protocol):
@@ -87,6 +147,7 @@ class LeanWebSocket(asyncio.Protocol):
         "_loop",
         "_lost",
         "_max_size",
+        "_pacer",
         "_read_paused",
         "_since",
         "_tasks",
@@ -109,6 +170,7 @@ class LeanWebSocket(asyncio.Protocol):
         self._connections = connections
         self._tasks = tasks
         self._loop = asyncio.get_running_loop()
+        self._pacer = _pacer(self._loop)
         self._buffer = b""
         self._busy = False
         self._read_paused = False
@@ -287,6 +349,9 @@ class LeanWebSocket(asyncio.Protocol):
             return  # closing: discard, keep reading until the peer's close
         self._busy = True
         self._since = None
+        self._pacer.start(lambda: self._begin(payload, text))
+
+    def _begin(self, payload: bytes, text: bool) -> None:
         task: asyncio.Task[None] = self._loop.create_task(
             self._handler.received(payload, text), context=self._handler.context
         )
