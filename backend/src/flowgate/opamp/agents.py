@@ -48,18 +48,25 @@ log = logging.getLogger(__name__)
 Transport = Literal["opamp-ws", "opamp-http"]
 SendFn = Callable[[opamp_pb2.ServerToAgent], Awaitable[None]]
 CloseFn = Callable[[int], Awaitable[None]]
+WriteFn = Callable[[opamp_pb2.ServerToAgent], None]
 
 
 @dataclass(eq=False, slots=True)
 class Connection:
-    """One live WebSocket; sends are serialised because pushes race with replies."""
+    """One live WebSocket. Sends that await (ASGI) are serialised because pushes race with
+    replies; a socket that writes synchronously (``write``, the lean WebSocket) needs no lock,
+    as one write is one whole frame."""
 
     send: SendFn
     close: CloseFn
+    write: WriteFn | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     uids: set[bytes] = field(default_factory=set)
 
     async def deliver(self, msg: opamp_pb2.ServerToAgent) -> None:
+        if self.write is not None:
+            self.write(msg)
+            return
         async with self.lock:
             await self.send(msg)
 

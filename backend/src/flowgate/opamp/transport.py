@@ -356,16 +356,22 @@ class _Session:
     def attached(self, socket: websocket.LeanWebSocket) -> None:
         """Carried by a detached lean socket (called when the socket is made)."""
         self._socket = socket
+        self.connection.write = self._write
         self.endpoint.agents.connections += 1
+
+    def _write(self, msg: opamp_pb2.ServerToAgent) -> None:
+        """Send on the lean socket: synchronous, one whole frame per write."""
+        assert self._socket is not None
+        if not self.closed and not self._socket.send(core.encode_ws_frame(msg)):
+            self.closed = True
 
     async def send(self, msg: opamp_pb2.ServerToAgent) -> None:
         if self.closed:
             return
-        frame = core.encode_ws_frame(msg)
         if self._socket is not None:
-            if not self._socket.send(frame):
-                self.closed = True
+            self._write(msg)
             return
+        frame = core.encode_ws_frame(msg)
         assert self._asgi_send is not None
         try:
             await self._asgi_send({"type": "websocket.send", "bytes": frame})
