@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 import pytest
 
 from flowgate.opamp import core
@@ -1093,6 +1094,34 @@ def test_to_json_is_a_deep_copy() -> None:
     assert state.health is not None and state.health["healthy"] is True
 
 
+def test_a_status_report_is_encoded_once_and_its_snapshot_is_to_json_with_updated_at(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state, _ = run([full_state(0), components_msg(1, b"\x55" * 32, with_map=True)])
+    encodes = 0
+    real = AgentState.reports_json
+
+    def counted(self: AgentState) -> bytes:
+        nonlocal encodes
+        encodes += 1
+        return real(self)
+
+    monkeypatch.setattr(AgentState, "reports_json", counted)
+    msg = heartbeat(2, GO_CAPS)
+    msg.remote_config_status.CopyFrom(rc_status(CONFIG.hash))
+    outcome = process(msg, state, desired_config=CONFIG)
+    assert "remote_config_status" in outcome.changed
+    assert encodes == 1 and outcome.reports_json is not None  # the size check's encoding
+    updated = {"remote_config_status": "2026-12-02T00:00:00+00:00"}
+    snapshot = outcome.state.snapshot_json(updated, outcome.reports_json)
+    assert encodes == 1, "the snapshot reuses it"
+    stored = json.loads(orjson.dumps(snapshot))  # what the engines' encoder writes
+    assert stored == {**outcome.state.to_json(), "updated_at": updated}
+    assert AgentState.from_json(stored) == outcome.state
+    # Without an encoding at hand the snapshot makes its own, the same.
+    assert orjson.dumps(outcome.state.snapshot_json(updated)) == orjson.dumps(snapshot)
+
+
 def test_from_json_rejects_bad_documents_and_defaults_missing_keys() -> None:
     with pytest.raises(ValueError, match="format"):
         AgentState.from_json({"format": 99, "instance_uid": U.hex()})
@@ -1121,6 +1150,7 @@ def test_heartbeat_on_known_agent_does_no_hashing_decoding_or_serialisation(
     for name in ("_attributes", "_health", "_config_map", "_component_details"):
         monkeypatch.setattr(core, name, forbidden)
     monkeypatch.setattr(AgentState, "to_json", forbidden)
+    monkeypatch.setattr(AgentState, "reports_json", forbidden)
     monkeypatch.setattr(RemoteConfig, "to_proto", forbidden)
     monkeypatch.setattr(ConnectionSettingsOffer, "to_proto", forbidden)
 

@@ -240,9 +240,7 @@ class OpAMPAgents:
             ):
                 values["current_config_version"] = agent.desired_version
         if not changed <= _SEQUENCE_ONLY:  # a plain heartbeat leaves the snapshot alone
-            snapshot = state.to_json()
-            snapshot["updated_at"] = dict(agent.updated)
-            values["opamp_state"] = snapshot
+            values["opamp_state"] = state.snapshot_json(agent.updated, outcome.reports_json)
         self.store.record(agent.gateway_id, agent.guard, metadata=metadata, **values)
 
     def _report_rollout(self, agent: Agent, rcs: dict[str, Any]) -> None:

@@ -500,6 +500,18 @@ def _combined_hash(opamp_hash: bytes, own_metrics_hash: bytes) -> bytes:
 # --- Agent state -----------------------------------------------------------------------
 
 _STATE_FORMAT: Final = 1
+#: The AgentState fields that hold what the agent reported (stored as JSON, size-checked).
+_REPORT_FIELDS: Final = (
+    "identifying_attributes",
+    "non_identifying_attributes",
+    "health",
+    "effective_config",
+    "remote_config_status",
+    "available_components",
+    "custom_capabilities",
+    "package_statuses",
+    "connection_settings_status",
+)
 
 
 @dataclass(slots=True)
@@ -546,34 +558,38 @@ class AgentState:
     remote_config_offered_hash: str | None = None
     connection_settings_offered_hash: str | None = None
 
+    def reports_json(self) -> bytes:
+        """The reports as the UTF-8 JSON the database is given (orjson, as the engines encode
+        it). Raises ``orjson.JSONEncodeError`` for what orjson cannot encode."""
+        return orjson.dumps(
+            dict(zip(_REPORT_FIELDS, _REPORT_VALUES(self), strict=True)), option=_ORJSON
+        )
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot (deep copy); ``from_json`` restores it exactly.
 
-        The reports hold JSON values only (checked when received), so the deep copy is an
-        orjson round trip: about a tenth of ``copy.deepcopy`` for a typical state, and it runs
-        for every message that changes a report (a 10k-agent rollout: 10k of them).
+        The reports hold JSON values only (checked when received), so the deep copy is a
+        decode of :meth:`reports_json`: about a tenth of ``copy.deepcopy`` for a typical state.
         """
-        reports = orjson.loads(
-            orjson.dumps(
-                {
-                    "identifying_attributes": self.identifying_attributes,
-                    "non_identifying_attributes": self.non_identifying_attributes,
-                    "health": self.health,
-                    "effective_config": self.effective_config,
-                    "remote_config_status": self.remote_config_status,
-                    "available_components": self.available_components,
-                    "custom_capabilities": list(self.custom_capabilities),
-                    "package_statuses": self.package_statuses,
-                    "connection_settings_status": self.connection_settings_status,
-                }
-            )
-        )
+        return {**self._head(), **orjson.loads(self.reports_json())}
+
+    def snapshot_json(
+        self, updated_at: Mapping[str, str], reports: bytes | None = None
+    ) -> orjson.Fragment:
+        """:meth:`to_json` with ``updated_at`` added, as the JSON text the database stores
+        (the engines embed an ``orjson.Fragment`` as it is). ``reports`` is this state's
+        :meth:`reports_json` when the caller has it already (:attr:`Outcome.reports_json`):
+        a status report is then encoded once, for its size check, its snapshot and its row."""
+        head = orjson.dumps({**self._head(), "updated_at": updated_at}, option=_ORJSON)
+        body = reports if reports is not None else self.reports_json()
+        return orjson.Fragment(head[:-1] + b"," + body[1:])
+
+    def _head(self) -> dict[str, Any]:
         return {
             "format": _STATE_FORMAT,
             "instance_uid": self.instance_uid.hex(),
             "sequence_num": self.sequence_num,
             "capabilities": self.capabilities,
-            **reports,
             "disconnected": self.disconnected,
             "remote_config_offered_hash": self.remote_config_offered_hash,
             "connection_settings_offered_hash": self.connection_settings_offered_hash,
@@ -615,6 +631,8 @@ class AgentState:
 
 
 _STATE_VALUES: Final = operator.attrgetter(*(f.name for f in fields(AgentState)))
+_REPORT_VALUES: Final = operator.attrgetter(*_REPORT_FIELDS)
+_ORJSON: Final = orjson.OPT_NON_STR_KEYS
 
 
 def _copy_state(state: AgentState) -> AgentState:
@@ -821,6 +839,9 @@ class Outcome:
     #: A message numbered before the agent's goodbye but delivered after it: answered, not
     #: applied (``state`` is the input state), so it cannot bring a departed agent back.
     stale: bool = False
+    #: ``state.reports_json()`` when the message changed a report (encoded for the size
+    #: check; see :meth:`AgentState.snapshot_json`).
+    reports_json: bytes | None = None
 
     @property
     def rejected(self) -> bool:
@@ -900,34 +921,24 @@ _REPORT_KEYS: Final = frozenset(
         "connection_settings_status",
     }
 )
-_REPORT_FIELDS: Final = (
-    "identifying_attributes",
-    "non_identifying_attributes",
-    "health",
-    "effective_config",
-    "remote_config_status",
-    "available_components",
-    "custom_capabilities",
-    "package_statuses",
-    "connection_settings_status",
-)
 
 
-def _check_state_size(state: AgentState) -> None:
-    """Raise :class:`jsonsafe.UnsafeJSON` when all reports together are over
+def _check_state_size(state: AgentState) -> bytes | None:
+    """The reports' JSON (:meth:`AgentState.reports_json`; None when orjson cannot encode
+    them); raise :class:`jsonsafe.UnsafeJSON` when all reports together are over
     :data:`jsonsafe.AGENT_STATE_BYTES` (each report alone is within its own limit).
 
     The size is that of the UTF-8 JSON the database is given (orjson, as the engines encode
     it): a tenth of ``json.dumps``, and this runs for every message that changes a report (a
     10k-agent rollout: 10k status reports)."""
-    reports = {name: getattr(state, name) for name in _REPORT_FIELDS}
     try:
-        size = len(orjson.dumps(reports, option=orjson.OPT_NON_STR_KEYS))
+        encoded = state.reports_json()
     except (orjson.JSONEncodeError, RecursionError):
-        return  # only a state stored before these checks; the new reports passed them
-    if size > jsonsafe.AGENT_STATE_BYTES:
+        return None  # only a state stored before these checks; the new reports passed them
+    if len(encoded) > jsonsafe.AGENT_STATE_BYTES:
         limit = jsonsafe.AGENT_STATE_BYTES // jsonsafe.MIB
         raise jsonsafe.UnsafeJSON("agent state", f"all reports together larger than {limit} MiB")
+    return encoded
 
 
 def _lacks_full_state(msg: opamp_pb2.AgentToServer) -> bool:
@@ -1049,8 +1060,7 @@ def process(
         request_components = _merge_available_components(
             msg, old, new, changed, lost, known_components
         )
-        if changed & _REPORT_KEYS:
-            _check_state_size(new)
+        reports_json = _check_state_size(new) if changed & _REPORT_KEYS else None
     except jsonsafe.UnsafeJSON as exc:
         # A report that cannot be stored: apply none of the message (BAD_REQUEST: the agent
         # must not retry it as is), so nothing un-decodable or giant reaches the database.
@@ -1107,6 +1117,7 @@ def process(
         connection_settings_sent=settings_sent,
         new_instance_uid=new_uid,
         full_state_requested=full_state,
+        reports_json=reports_json,
     )
 
 
