@@ -7,7 +7,9 @@ one all-at-once deployment to all of them and measures:
 
 - ``api_ms``: the ``POST /api/v1/deployments`` call (one transaction for N gateways);
 - ``pushed_s``: until the last agent received the config;
-- ``applied_s``: until the deployment's ``counts.applied`` reached N (what the API reports).
+- ``applied_s``: until the deployment's ``counts.applied`` reached N (what the API reports);
+- ``cpu_s``: CPU seconds the server, the agent processes, PostgreSQL and the machine used
+  in that window (``cores_busy``: how many of the cores that kept busy on average).
 
 Prints one JSON object.
 
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opamp_load import cpu_seconds, machine_busy_seconds, postgres_pids, server_pids
 
 ADMIN = "bench@example.com"
 HEARTBEAT_SECONDS = 30.0
@@ -235,6 +238,16 @@ def api_only(http: httpx.Client, pid: int, args: argparse.Namespace) -> dict[str
     }
 
 
+def _cpu_used(
+    groups: dict[str, list[int]], before: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    used = {}
+    for name, pids in groups.items():
+        now = cpu_seconds(pids)
+        used[name] = round(sum(now[pid] - before[name].get(pid, 0.0) for pid in now), 2)
+    return used
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -354,6 +367,14 @@ def main() -> None:
         )
         assert version.status_code == 201, version.text
         profiler = _profiler(server.pid, args.profile) if args.profile else None
+        groups = {
+            "server": server_pids(server.pid),
+            "agents": [p.pid for p in procs if p.pid is not None],
+            "postgres": postgres_pids(),
+            "bench": [os.getpid()],
+        }
+        cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+        busy_before = machine_busy_seconds()
         t0 = time.time()
         started = time.monotonic()
         created = http.post(
@@ -370,6 +391,9 @@ def main() -> None:
                 applied_s = time.monotonic() - started
                 break
             time.sleep(0.05)
+        window = time.monotonic() - started
+        cpu = _cpu_used(groups, cpu_before)
+        cpu["machine"] = round(machine_busy_seconds() - busy_before, 2)
         _stop(profiler)
         pushed_s = max(results.get(timeout=args.timeout) for _ in procs) - t0
         print(
@@ -383,6 +407,10 @@ def main() -> None:
                     "api_ms": round(api_ms, 1),
                     "pushed_s": round(pushed_s, 3),
                     "applied_s": round(applied_s, 3) if applied_s is not None else None,
+                    # CPU seconds each side used from the API call to all applied, and how
+                    # many of the machine's cores that kept busy on average.
+                    "cpu_s": cpu,
+                    "cores_busy": round(cpu["machine"] / window, 2),
                     "machine": {
                         "cpus": os.cpu_count(),
                         "python": platform.python_version(),
