@@ -82,10 +82,11 @@ class _Pacer:
     10,000 agents answering a deployment at once put 10,000 messages in one read of the
     sockets. Started together, their handlers would all run in one turn of the loop (about two
     seconds), and nothing else scheduled on the loop (the rollout reports' flush, the presence
-    flush, API requests, timers) would run until the last one is done. Paced, a turn is a few
-    hundred messages long, so the rest of the server keeps its turns during a storm, and the
-    database writes the storm causes run alongside it instead of after it. Each socket still
-    handles one message at a time, in order."""
+    flush, API requests, timers) would run until the last one is done. Paced, a turn starts
+    at most two budgets of handlers (the sockets' reads spend one, :meth:`_turn` the next), a
+    few tens of milliseconds of work, so the rest of the server keeps its turns during a storm
+    and the database writes the storm causes run alongside it instead of after it. Each socket
+    still handles one message at a time, in order."""
 
     __slots__ = ("__weakref__", "_armed", "_loop", "_queue", "_started")
 
