@@ -322,9 +322,9 @@ def main() -> None:
         "--client",
         choices=["lean", "websockets"],
         default="lean",
-        help="the agents' WebSocket client: lean (bench/lean_agent.py, a few µs of generator "
-        "CPU per message) or the websockets library's (100-200 µs, taken from the server on "
-        "a small machine)",
+        help="the agents' WebSocket client: lean (bench/lean_agent.py) or the websockets "
+        "library's, which costs the generator about twice the CPU, taken from the server on a "
+        "small machine",
     )
     parser.add_argument(
         "--server-workers",
