@@ -67,9 +67,10 @@ class Settings(BaseSettings):
     #: Agent messages per second above which HTTP polls are answered 503 + Retry-After.
     opamp_max_messages_per_second: float = Field(default=5_000, gt=0)
     #: OpAMP "come back later" answers (503 + Retry-After, UNAVAILABLE + retry_info) give
-    #: ``opamp_retry_after_seconds``, or less when the refusing queue knows it drains sooner
-    #: (enrolments), give or take ``opamp_retry_jitter`` of it, uniformly at random in whole
-    #: seconds (30 and 0.5: 15..45 s), so a refused storm does not return at once.
+    #: ``opamp_retry_after_seconds``, or less when the refusing queue gives the agent a sooner
+    #: slot (enrolments: after the queue and the agents refused before), give or take
+    #: ``opamp_retry_jitter`` of it, uniformly at random in whole seconds (30 and 0.5:
+    #: 15..45 s), so a refused storm does not return at once.
     opamp_retry_after_seconds: int = Field(default=30, ge=1)
     opamp_retry_jitter: float = Field(default=0.5, ge=0, le=1)
     #: OpAMP work needing the database (enrolment, loading an agent) that may run at once, and

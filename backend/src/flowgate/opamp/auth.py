@@ -32,12 +32,13 @@ REGISTRATION_CACHE_SECONDS = 10.0
 class Busy(Exception):
     """Too much database work is queued; the agent should retry after Retry-After.
 
-    ``seconds``: how long the work queued ahead should take to drain, when the refusing
-    queue can tell (the enroller measures its throughput); the Retry-After is then that,
-    not the configured ceiling, so a refused storm comes back while the server can take it."""
+    ``seconds``: when this agent should come back, when the refusing queue can tell (the
+    enroller gives each refused agent a slot after its queue, at its measured rate); the
+    Retry-After is then that, not the configured ceiling, so a refused storm comes back while
+    the server can take it, and not all at once."""
 
     def __init__(self, seconds: float | None = None) -> None:
-        super().__init__("too much queued work" if seconds is None else f"drains in {seconds} s")
+        super().__init__("too much queued work" if seconds is None else f"retry in {seconds} s")
         self.seconds = seconds
 
 

@@ -10,15 +10,22 @@ running (or within ``FLOWGATE_OPAMP_ENROL_BATCH_WAIT_SECONDS`` of an idle moment
 caller gets its own result or error back. One batch runs at a time per process, which is also
 the admission control of enrolments: past ``FLOWGATE_OPAMP_MAX_QUEUED`` waiting agents,
 :class:`~flowgate.opamp.auth.Busy` tells an agent to retry later (503 + Retry-After, or
-UNAVAILABLE), as :class:`~flowgate.opamp.auth.Admission` does for other database work. The
-refusal carries how long the queue should take to drain at the rate it has been served since
-the backlog began, so refused agents are told to come back in a few seconds, not after the
-configured ceiling (``FLOWGATE_OPAMP_RETRY_AFTER_SECONDS``, 30 s) while the server idles.
+UNAVAILABLE), as :class:`~flowgate.opamp.auth.Admission` does for other database work.
+
+Each refusal carries when that agent should come back (:meth:`Enroller.come_back_in`): after
+the queue ahead of it and after every agent refused before it, at the best rate recent batches
+were served. Refused agents are so given successive slots and return at about the rate the
+server enrols, not all together and not in a trickle. Measured (docs/benchmarks.md,
+"Enrolment storms"): when every agent refused in a burst was told the queue's drain time at
+the average rate since the backlog began (which counted the slow batches of the connect storm),
+5,720 agents refused within three seconds were told 13-29 s, came back spread over half a
+minute, and were enrolled one to ten per batch at a third of the rate the server had shown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +48,11 @@ BATCHED = telemetry.Counter(
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: How many recent batches :meth:`Enroller.rate` looks at.
+RATES_KEPT = 8
+#: A batch is taken to last at least this long (a rate from a clock tick is no rate).
+MIN_BATCH_SECONDS = 0.001
+
 #: What ``run`` answers per item, in order: the item's result or the error its caller gets.
 Run = Callable[[list[T]], Awaitable[Sequence[R | Exception]]]
 
@@ -55,30 +67,40 @@ class Enroller(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
         #: Batches run (this enroller's part of :data:`BATCHES`, for benchmarks).
         self.batches = 0
-        #: Since when the queue has been draining without a pause, and how many it served.
-        self._busy_since = 0.0
-        self._served = 0
+        #: When the batch running now began; the rates (agents/s) of the last few batches.
+        self._batch_began = 0.0
+        self._rates: collections.deque[float] = collections.deque(maxlen=RATES_KEPT)
+        #: The end of the last slot given to a refused agent (time.monotonic()).
+        self._slots_until = 0.0
 
     async def submit(self, item: T) -> R:
         """``item``'s result once its batch has committed; raises its error, or :class:`Busy`
         when too many agents are waiting already."""
         if len(self._queue) >= self._max_queued:
-            raise Busy(self.drain_seconds())
+            raise Busy(self.come_back_in())
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._task is None:
-            self._busy_since, self._served = time.monotonic(), 0
             self._task = asyncio.create_task(self._drain())
         return await future
 
-    def drain_seconds(self) -> float:
-        """How long the agents waiting now should take to be enrolled, at the rate they have
-        been since the queue last was empty. Before the first batch of that stretch is done,
-        as if every batch took as long as that one has so far."""
-        elapsed = time.monotonic() - self._busy_since
-        if not self._served:
-            return (len(self._queue) / self._max_batch + 1) * elapsed
-        return len(self._queue) * elapsed / self._served
+    def rate(self) -> float:
+        """Agents per second this enroller can take: the best of its last few batches (a
+        batch slowed down by a connect storm around it says little of the next). Before any
+        batch is done, as if the one running took as long as it has so far."""
+        if self._rates:
+            return max(self._rates)
+        running = time.monotonic() - self._batch_began if self._task is not None else 0.0
+        return self._max_batch / max(running, MIN_BATCH_SECONDS)
+
+    def come_back_in(self) -> float:
+        """Seconds until a refused agent's slot: after the queue ahead of it and after the
+        slots already given, one slot per agent at :meth:`rate`. Each call takes a slot."""
+        now = time.monotonic()
+        rate = self.rate()
+        start = max(now + len(self._queue) / rate, self._slots_until)
+        self._slots_until = start + 1 / rate
+        return start - now
 
     async def _drain(self) -> None:
         try:
@@ -87,12 +109,14 @@ class Enroller(Generic[T, R]):
                     await asyncio.sleep(self._wait)  # let the rest of a burst arrive
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                self._batch_began = time.monotonic()
                 try:
                     await self._one(batch)
                 except asyncio.CancelledError:
                     self._queue[:0] = batch
                     raise
-                self._served += len(batch)
+                took = time.monotonic() - self._batch_began
+                self._rates.append(len(batch) / max(took, MIN_BATCH_SECONDS))
         except asyncio.CancelledError:  # shutting down: nobody will answer these
             for _, future in self._queue:
                 future.cancel()
