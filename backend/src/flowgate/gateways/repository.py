@@ -15,9 +15,11 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Integer,
     Select,
     String,
+    Subquery,
     Table,
     and_,
     bindparam,
@@ -175,17 +177,23 @@ async def page(
     return list(await session.scalars(query.order_by(Gateway.name, Gateway.id).limit(limit)))
 
 
-async def counts(session: AsyncSession, org_id: uuid.UUID) -> list[tuple[GatewayStatus, str, int]]:
-    """(status, stored health, count) for every combination present in the organisation: the
-    compacted counts plus the deltas the triggers wrote since (a few rows, never a scan of
-    ``gateways``)."""
+def _count_rows(org_id: uuid.UUID) -> Subquery:
+    """The organisation's (status, health, n) rows: compacted counts and the deltas since,
+    which sum to exactly its gateways (the triggers write both in the writer's transaction)."""
     base = select(GatewayCount.status, GatewayCount.health, GatewayCount.n).where(
         GatewayCount.org_id == org_id
     )
     deltas = select(GatewayCountDelta.status, GatewayCountDelta.health, GatewayCountDelta.n).where(
         GatewayCountDelta.org_id == org_id
     )
-    both = base.union_all(deltas).subquery()
+    return base.union_all(deltas).subquery()
+
+
+async def counts(session: AsyncSession, org_id: uuid.UUID) -> list[tuple[GatewayStatus, str, int]]:
+    """(status, stored health, count) for every combination present in the organisation: the
+    compacted counts plus the deltas the triggers wrote since (a few rows, never a scan of
+    ``gateways``)."""
+    both = _count_rows(org_id)
     rows = await session.execute(
         select(both.c.status, both.c.health, func.sum(both.c.n)).group_by(
             both.c.status, both.c.health
@@ -215,9 +223,12 @@ async def counts_by_org(session: AsyncSession) -> list[tuple[uuid.UUID, GatewayS
 
 def count_statement(org_id: uuid.UUID, selector: Selector) -> Select[tuple[int]]:
     """SELECT the number of the organisation's gateways the selector matches (read from the
-    label index; see :meth:`Selector.count_sql`)."""
-    gateways = select(func.count()).select_from(Gateway).where(Gateway.org_id == org_id)
-    return select(selector.count_sql(org_id, gateways.scalar_subquery()))
+    label index; see :meth:`Selector.count_sql`). The organisation's total, which an empty or
+    purely negative selector starts from, is the sum of its maintained counts: a few rows, where
+    ``count(*)`` of ``gateways`` read 100k rows (~35 ms on PostgreSQL)."""
+    both = _count_rows(org_id)
+    total = select(sql_cast(func.coalesce(func.sum(both.c.n), 0), BigInteger)).scalar_subquery()
+    return select(selector.count_sql(org_id, total))
 
 
 async def count_matching(session: AsyncSession, org_id: uuid.UUID, selector: Selector) -> int:

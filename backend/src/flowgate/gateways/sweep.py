@@ -18,6 +18,8 @@ One run, in the claim's transaction:
    ``reconciled``); more than ``CHUNK`` (a mass event) continue in further transactions;
 
 and after each commit its transitions are published as one :class:`GatewayHealthChanged`.
+A run that changed any health folds the deltas once more at its end (its own transitions
+wrote two each), so counts after a mass event read a few rows again at once.
 Exactly once holds per transition whatever the timing: the trigger records a change only when
 the row's stored health actually changes, and each row is updated under its row lock.
 """
@@ -95,6 +97,11 @@ class HealthSweep:
             async with self._unit_of_work() as uow:
                 more, full = await self._chunk(uow, utcnow())
             changes += more
+        if changes:
+            # Fold this run's own deltas too: after a mass event every count and summary
+            # would otherwise add up two per transition until the next run.
+            async with self._unit_of_work() as uow:
+                await repository.compact_counts(uow.session)
         self.runs += 1
         if changes or pruned:
             log.info("health sweep", extra={"transitions": len(changes), "pruned": pruned})
