@@ -11,7 +11,7 @@ one all-at-once deployment to all of them and measures:
 - ``cpu_s``: CPU seconds the server, the agent processes, PostgreSQL and the machine used
   in that window (``cores_busy``: how many of the cores that kept busy on average).
 
-Prints one JSON object.
+Prints one JSON object (and writes it to ``--output FILE`` when given).
 
     python bench/deploy_fanout.py --agents 1000
     python bench/deploy_fanout.py --agents 10000 --database postgres
@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from opamp_load import cpu_seconds, machine_busy_seconds, postgres_pids, server_pids
+from opamp_load import (
+    code_version,
+    cpu_seconds,
+    machine_busy_seconds,
+    postgres_pids,
+    server_pids,
+)
 
 ADMIN = "bench@example.com"
 HEARTBEAT_SECONDS = 30.0
@@ -312,6 +318,14 @@ def _cpu_used(
     return used
 
 
+def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """Print the JSON result, and write it to ``--output`` too."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        args.output.write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agents", type=int, default=1000)
@@ -346,12 +360,14 @@ def main() -> None:
         metavar="FILE",
         help="record the server with py-spy from the API call to all applied (collapsed stacks)",
     )
+    parser.add_argument("--output", type=Path, help="also write the JSON result to this file")
     args = parser.parse_args()
     if args.profile and args.server_workers > 1:
         parser.error("--profile records one server process: use it with --server-workers 1")
 
     tmp = Path(tempfile.mkdtemp(prefix="flowgate-fanout-"))
     port = free_port()
+    code = code_version()  # what the server will run: recorded before it starts
     secret = secrets.token_urlsafe(48)
     password = secrets.token_urlsafe(12)
     dbname = None
@@ -411,7 +427,7 @@ def main() -> None:
         http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
         pairs = asyncio.run(seed(url, "default", args.agents, secret))
         if args.api_only:
-            print(json.dumps(api_only(http, server.pid, args), indent=2))
+            report(args, {**api_only(http, server.pid, args), "code": code})
             return
         ctx = multiprocessing.get_context("spawn")
         ready, results = ctx.Queue(), ctx.Queue()
@@ -468,30 +484,29 @@ def main() -> None:
         cpu["machine"] = round(machine_busy_seconds() - busy_before, 2)
         _stop(profiler)
         pushed_s = max(results.get(timeout=args.timeout) for _ in procs) - t0
-        print(
-            json.dumps(
-                {
-                    "bench": "deploy_fanout",
-                    "agents": args.agents,
-                    "database": args.database,
-                    "server_workers": args.server_workers,
-                    "client": args.client,
-                    "connect_s": round(connect_s, 2),
-                    "api_ms": round(api_ms, 1),
-                    "pushed_s": round(pushed_s, 3),
-                    "applied_s": round(applied_s, 3) if applied_s is not None else None,
-                    # CPU seconds each side used from the API call to all applied, and how
-                    # many of the machine's cores that kept busy on average.
-                    "cpu_s": cpu,
-                    "cores_busy": round(cpu["machine"] / window, 2),
-                    "machine": {
-                        "cpus": os.cpu_count(),
-                        "python": platform.python_version(),
-                    },
-                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        report(
+            args,
+            {
+                "bench": "deploy_fanout",
+                "agents": args.agents,
+                "database": args.database,
+                "server_workers": args.server_workers,
+                "client": args.client,
+                "connect_s": round(connect_s, 2),
+                "api_ms": round(api_ms, 1),
+                "pushed_s": round(pushed_s, 3),
+                "applied_s": round(applied_s, 3) if applied_s is not None else None,
+                # CPU seconds each side used from the API call to all applied, and how
+                # many of the machine's cores that kept busy on average.
+                "cpu_s": cpu,
+                "cores_busy": round(cpu["machine"] / window, 2),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
                 },
-                indent=2,
-            )
+                "code": code,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
         )
     finally:
         for p in procs:

@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -1274,21 +1275,25 @@ def probe_summary(tmp: Path, start: float, end: float) -> dict[str, Any] | None:
 
 
 def code_version() -> dict[str, Any]:
-    """The commit under test and any uncommitted server changes (read-only git calls)."""
-    root = Path(__file__).resolve().parent.parent
+    """The commit of the FlowGate code the server will run (where ``flowgate`` imports from,
+    so a ``PYTHONPATH`` pointing at another worktree is what is recorded) and its uncommitted
+    server changes (read-only git calls)."""
+    spec = importlib.util.find_spec("flowgate")
+    where = Path(spec.origin).resolve().parent if spec and spec.origin else Path(__file__).parent
 
     def git(*args: str) -> str:
         try:
             done = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+                ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
             )
         except (OSError, subprocess.SubprocessError):
             return ""
         return done.stdout
 
-    dirty = git("status", "--porcelain", "--", "backend/src")
+    dirty = git("status", "--porcelain", "--", ".")
     return {
         "commit": git("rev-parse", "--short", "HEAD").strip() or None,
+        "server_code": str(where),
         "uncommitted_server_files": [line[3:] for line in dirty.splitlines() if line.strip()],
     }
 
