@@ -96,3 +96,18 @@ async def test_agents_refused_together_get_successive_slots_at_the_best_recent_r
     for _ in range(2):
         releases.put_nowait(None)
     assert await asyncio.gather(*submitted) == list(range(8))
+
+
+async def test_a_refusal_before_the_first_batch_began_is_a_moment_not_the_uptime() -> None:
+    async def run(items: list[int]) -> Sequence[int | Exception]:
+        return items
+
+    # The first agent waits for the rest of its burst (wait_seconds) and fills the queue.
+    enroller: Enroller[int, int] = Enroller(run, max_batch=2, wait_seconds=0.3, max_queued=1)
+    first = asyncio.ensure_future(enroller.submit(1))
+    await settle()
+    with pytest.raises(Busy) as busy:
+        await enroller.submit(2)
+    # No batch has run: as if the one gathering took as long as it has so far, a moment.
+    assert busy.value.seconds is not None and 0 <= busy.value.seconds < 0.5, busy.value.seconds
+    assert await first == 1

@@ -81,6 +81,7 @@ class Enroller(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._task is None:
+            self._batch_began = time.monotonic()  # gathering counts as the batch's time
             self._task = asyncio.create_task(self._drain())
         return await future
 
@@ -90,8 +91,7 @@ class Enroller(Generic[T, R]):
         batch is done, as if the one running took as long as it has so far."""
         if self._rates:
             return max(self._rates)
-        running = time.monotonic() - self._batch_began if self._task is not None else 0.0
-        return self._max_batch / max(running, MIN_BATCH_SECONDS)
+        return self._max_batch / max(time.monotonic() - self._batch_began, MIN_BATCH_SECONDS)
 
     def come_back_in(self) -> float:
         """Seconds until a refused agent's slot: after the queue ahead of it and after the
