@@ -11,15 +11,15 @@ serialises writers), and a sweep that fails rolls its claim back for the next re
 One run, in the claim's transaction:
 
 1. transitions older than ``FLOWGATE_HEALTH_HISTORY_DAYS`` are pruned;
-2. the per-organisation count deltas are folded into ``gateway_counts``;
-3. one UPDATE sets the rule's health on (up to ``CHUNK``) gateways whose stored health is out
+2. one UPDATE sets the rule's health on (up to ``CHUNK``) gateways whose stored health is out
    of step with the rule at the sweep's ``now`` (found through the (health, status, last_seen)
    index); the trigger records each transition (reason ``silent`` when it only aged, else
    ``reconciled``); more than ``CHUNK`` (a mass event) continue in further transactions;
+3. each of those transactions ends by folding the per-organisation count deltas (the
+   writers' and its own transitions', two each) into ``gateway_counts``, so counts after a
+   mass event read a few rows again at once;
 
 and after each commit its transitions are published as one :class:`GatewayHealthChanged`.
-A run that changed any health folds the deltas once more at its end (its own transitions
-wrote two each), so counts after a mass event read a few rows again at once.
 Exactly once holds per transition whatever the timing: the trigger records a change only when
 the row's stored health actually changes, and each row is updated under its row lock.
 """
@@ -87,7 +87,6 @@ class HealthSweep:
             if not await self._claim(uow.session, now, force):
                 return None
             pruned = await repository.prune_health_history(uow.session, now - self._retention)
-            await repository.compact_counts(uow.session)
             changes, full = await self._chunk(uow, now)
         # A mass event (a whole site went silent) is swept in chunks of CHUNK rows, one
         # transaction each, so no presence flush waits long for the rows it writes.
@@ -97,11 +96,6 @@ class HealthSweep:
             async with self._unit_of_work() as uow:
                 more, full = await self._chunk(uow, utcnow())
             changes += more
-        if changes:
-            # Fold this run's own deltas too: after a mass event every count and summary
-            # would otherwise add up two per transition until the next run.
-            async with self._unit_of_work() as uow:
-                await repository.compact_counts(uow.session)
         self.runs += 1
         if changes or pruned:
             log.info("health sweep", extra={"transitions": len(changes), "pruned": pruned})
@@ -111,6 +105,9 @@ class HealthSweep:
         rule = repository.HealthRule(now, *self._thresholds)
         swept = await repository.sweep_health(uow.session, rule, CHUNK)
         changes = await repository.health_changes_at(uow.session, now) if swept else []
+        # Fold the count deltas, this chunk's own included: after a mass event every count
+        # and summary would otherwise add up two per transition until the next run.
+        await repository.compact_counts(uow.session)
         if changes:
             uow.publish(GatewayHealthChanged(changes=tuple(changes)))
         return changes, swept >= CHUNK
