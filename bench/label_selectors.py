@@ -19,6 +19,7 @@ import os
 import platform
 import random
 import secrets
+import shutil
 import socket
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from opamp_load import code_version
 
 ADMIN = "bench@example.com"
 REGIONS = ["eu-west", "eu-central", "us-east", "us-west", "ap-south", "ap-east", "sa-east", "af"]
@@ -268,11 +270,18 @@ async def strategies(dbname: str, org_id: uuid.UUID, repeat: int) -> dict[str, A
     from sqlalchemy import select
     from sqlalchemy.dialects import postgresql
 
+    from flowgate.core.db import POSTGRES_SESSION_SETTINGS
     from flowgate.gateways import repository
     from flowgate.gateways.models import Gateway
     from flowgate.gateways.selectors import parse
 
-    conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database=dbname)
+    # With FlowGate's own session settings, so the SQL timings are its plans.
+    conn = await asyncpg.connect(
+        host="127.0.0.1",
+        user="postgres",
+        database=dbname,
+        server_settings=POSTGRES_SESSION_SETTINGS,
+    )
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
     async def server_ms(sql: str, params: list[Any]) -> float:
@@ -344,6 +353,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    code = code_version()  # what the server will run
     tmp = Path(tempfile.mkdtemp(prefix="fg-bench-selectors-"))
     port = free_port()
     password = secrets.token_urlsafe(12)
@@ -426,6 +436,7 @@ def main() -> None:
             }
         report: dict[str, Any] = {
             "benchmark": "selectors",
+            "code": code,
             "database": args.database,
             "gateways": args.gateways,
             "seed_seconds": round(seed_seconds, 1),
@@ -442,6 +453,7 @@ def main() -> None:
             server.wait(timeout=15)
         if dbname:
             asyncio.run(pg_exec(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -81,12 +81,15 @@ class Gateway(Base):
 
 
 class GatewayLabel(Base):
-    """One effective label of one gateway: what selectors query, through the index on
-    (org_id, key, value, gateway_id) (the last column makes it a covering index)."""
+    """One effective label of one gateway: what selectors query, through two covering
+    indexes: (org_id, key, value, gateway_id) for the rows of one value, and (org_id, key,
+    gateway_id) for the rows of a key whatever their value, in gateway order, so that two broad
+    requirements are merged rather than hashed (migration 0013)."""
 
     __tablename__ = "gateway_labels"
     __table_args__ = (
         Index("ix_gateway_labels_org_id_key_value", "org_id", "key", "value", "gateway_id"),
+        Index("ix_gateway_labels_org_id_key_gateway_id", "org_id", "key", "gateway_id"),
         # SQLite: rows live in the primary-key B-tree, so checking one gateway's label reads
         # its value without a second lookup (3-5x faster counts of several requirements).
         {"sqlite_with_rowid": False},
