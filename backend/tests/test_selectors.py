@@ -321,63 +321,17 @@ def test_requirement_text_round_trips() -> None:
     assert parse(str(Selector((req,)))) == Selector((req,))
 
 
-def test_postgres_merges_two_broad_requirements_without_parallel_workers(
-    backend: str, label_db: LabelDb
-) -> None:
-    """The plan a count of two broad requirements gets on PostgreSQL at fleet scale: both
-    ranges read in gateway order from the label indexes and merge-joined, with no parallel
-    workers (each costs more to start than it saves here). Without the (org_id, key,
-    gateway_id) index it is a hash join; with FlowGate's connections allowing parallel query,
-    a Gather."""
+def test_postgres_connections_run_without_parallel_query(backend: str, label_db: LabelDb) -> None:
+    """Every FlowGate connection to PostgreSQL (this engine is FlowGate's own) runs without
+    parallel workers: starting them cost more than they saved on its index-range queries (a
+    selector's first page at 100k gateways: 24 ms with two workers, 5 ms without), and only
+    without them does PostgreSQL merge two broad label ranges through the (org_id, key,
+    gateway_id) index (bench/label_selectors.py, docs/benchmarks.md)."""
     if backend != "postgres":
-        pytest.skip("a PostgreSQL plan")
-
-    async def plan() -> str:
-        async with label_db.sessions.begin() as session:
-            await session.execute(Gateway.__table__.delete())
-            await session.execute(
-                sql_text(
-                    "INSERT INTO gateways (id, instance_id, org_id, name, status, transport,"
-                    " extra_metadata, labels, agent_labels, manual_labels, created_at,"
-                    " updated_at) SELECT gen_random_uuid(), 'i' || n, :org, 'gw-' || n,"
-                    " 'active', 'rest', '{}', '{}', '{}', '{}', now(), now()"
-                    " FROM generate_series(1, 30000) AS n"
-                ),
-                {"org": label_db.org},
-            )
-            # env=prod on 60 %, tier (three values) on 70 %, like bench/label_selectors.py.
-            await session.execute(
-                sql_text(
-                    "INSERT INTO gateway_labels (gateway_id, org_id, key, value)"
-                    " SELECT id, org_id, 'env', CASE WHEN random() < 0.6 THEN 'prod'"
-                    " ELSE 'staging' END FROM gateways WHERE org_id = :org"
-                    " UNION ALL SELECT id, org_id, 'tier', (ARRAY['edge','core','ingest'])"
-                    "[1 + floor(random() * 3)::int] FROM gateways"
-                    " WHERE org_id = :org AND random() < 0.7"
-                ),
-                {"org": label_db.org},
-            )
-        async with label_db.engine.connect() as conn:
-            # As autovacuum leaves a table: statistics, and pages marked all-visible.
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(sql_text("VACUUM ANALYZE gateway_labels"))
-            statement = repository.count_statement(label_db.org, parse("env=prod,tier"))
-            compiled = statement.compile(
-                dialect=conn.dialect, compile_kwargs={"literal_binds": True}
-            )
-            rows = await conn.execute(sql_text(f"EXPLAIN {compiled}"))
-            found = "\n".join(str(r[0]) for r in rows)
-        async with label_db.sessions.begin() as session:
-            await session.execute(Gateway.__table__.delete())
-        return found
+        pytest.skip("a PostgreSQL setting")
 
     async def parallel_workers() -> str:
         async with label_db.sessions() as session:
             return str(await session.scalar(sql_text("SHOW max_parallel_workers_per_gather")))
 
-    # Every FlowGate connection (this engine is FlowGate's own) runs without parallel query.
     assert label_db.run(parallel_workers()) == "0"
-    found = label_db.run(plan())
-    assert "Merge Join" in found, found
-    assert "ix_gateway_labels_org_id_key_gateway_id" in found, found
-    assert "Gather" not in found and "Hash Join" not in found, found
