@@ -323,9 +323,8 @@ def test_requirement_text_round_trips() -> None:
 
 def test_postgres_connections_run_without_parallel_query(backend: str, label_db: LabelDb) -> None:
     """Every FlowGate connection to PostgreSQL (this engine is FlowGate's own) runs without
-    parallel workers: starting them cost more than they saved on its index-range queries (a
-    selector's first page at 100k gateways: 24 ms with two workers, 5 ms without), and only
-    without them does PostgreSQL merge two broad label ranges through the (org_id, key,
+    parallel workers: starting them cost more than they saved on its index-range queries, and
+    only without them does PostgreSQL merge two broad label ranges through the (org_id, key,
     gateway_id) index (bench/label_selectors.py, docs/benchmarks.md)."""
     if backend != "postgres":
         pytest.skip("a PostgreSQL setting")

@@ -141,9 +141,10 @@ POOL_TIMEOUT_SECONDS = 10
 
 #: PostgreSQL settings of every FlowGate connection. No parallel query: FlowGate's queries
 #: read index ranges of at most an organisation's gateways, and starting a query's parallel
-#: workers costs more than they save there (at 100k gateways, the first page of a selector
-#: matching 4 % took 24 ms with two workers and 5 ms without; counts were 1.1-1.6x faster
-#: without). Under load the workers would also take cores from the other requests.
+#: workers costs more than they save there (at 100k gateways, the first page of
+#: ``env=staging,region=ap-east,tier=edge,!canary`` took 20-22 ms in SQL with two workers and
+#: 12 ms without; counts of one requirement moved within the noise). Under load the workers
+#: would also take cores from the other requests.
 POSTGRES_SESSION_SETTINGS = {"max_parallel_workers_per_gather": "0"}
 
 
