@@ -54,7 +54,7 @@ alerts_router = api_router(prefix="/api/v1/alerts", tags=["alerting"])
 routers = (rules_router, channels_router, silences_router, alerts_router)
 
 
-def _alerting(request: Request) -> Alerting:
+async def _alerting(request: Request) -> Alerting:
     alerting: Alerting = request.app.state.alerts
     return alerting
 

@@ -211,7 +211,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def get_login_throttle(request: Request) -> LoginThrottle:
+async def get_login_throttle(request: Request) -> LoginThrottle:
     """The process's throttle, made on first use from the app's settings."""
     state = request.app.state
     throttle: LoginThrottle | None = getattr(state, "login_throttle", None)

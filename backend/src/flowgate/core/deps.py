@@ -12,7 +12,7 @@ from flowgate.core.settings import Settings
 from flowgate.core.uow import UnitOfWork
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -32,7 +32,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 UowDep = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 
 
-def get_session(uow: UowDep) -> AsyncSession:
+async def get_session(uow: UowDep) -> AsyncSession:
     return uow.session
 
 

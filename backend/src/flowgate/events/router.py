@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1")
 
 
-def get_hub(request: Request) -> EventHub:
+async def get_hub(request: Request) -> EventHub:
     hub: EventHub = request.app.state.events
     return hub
 

@@ -12,22 +12,22 @@ from flowgate.gateways.presence import Presence
 from flowgate.gateways.queries import SummaryCache
 
 
-def get_presence(request: Request) -> Presence:
+async def get_presence(request: Request) -> Presence:
     presence: Presence = request.app.state.presence
     return presence
 
 
-def get_identities(request: Request) -> IdentityCache:
+async def get_identities(request: Request) -> IdentityCache:
     identities: IdentityCache = request.app.state.identities
     return identities
 
 
-def get_summary_cache(request: Request) -> SummaryCache:
+async def get_summary_cache(request: Request) -> SummaryCache:
     cache: SummaryCache = request.app.state.summary_cache
     return cache
 
 
-def get_reports(request: Request) -> RolloutReports:
+async def get_reports(request: Request) -> RolloutReports:
     reports: RolloutReports = request.app.state.reports
     return reports
 
