@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import multiprocessing
 import os
@@ -62,8 +63,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def seed(url: str, org_name: str, n: int, secret: str) -> list[tuple[str, str]]:
-    """Insert N gateways with an OpAMP token each; returns (gateway id, token) pairs."""
+def components_state(count: int) -> dict[str, Any]:
+    """An OpAMP state whose ``available_components`` lists ``count`` components, as one build
+    of a Collector reports them (``otlp`` and ``debug``, which the bench's config uses, among
+    them); every seeded gateway gets the same map and hash, like a fleet of one build."""
+    kinds = ["receivers", "processors", "exporters", "extensions", "connectors"]
+    names: dict[str, list[str]] = {kind: [] for kind in kinds}
+    names["receivers"].append("otlp")
+    names["exporters"].append("debug")
+    for i in range(max(0, count - 2)):
+        kind = kinds[i % len(kinds)]
+        names[kind].append(f"{kind[:-1]}{i:03d}")
+    components = {
+        kind: {
+            "metadata": {},
+            "components": {
+                name: {
+                    "metadata": {
+                        "code.namespace": "github.com/open-telemetry/opentelemetry-collector"
+                        f"-contrib/{kind[:-1]}/{name}{kind[:-1]}",
+                        "version": "v0.135.0",
+                    },
+                    "components": {},
+                }
+                for name in items
+            },
+        }
+        for kind, items in names.items()
+    }
+    digest = hashlib.sha256(json.dumps(components, sort_keys=True).encode()).hexdigest()
+    return {"available_components": {"hash": digest, "components": components}}
+
+
+async def seed(
+    url: str, org_name: str, n: int, secret: str, components: int = 0
+) -> list[tuple[str, str]]:
+    """Insert N gateways with an OpAMP token each (and, with ``components``, the OpAMP state
+    of agents that reported that many available components); returns (gateway id, token)
+    pairs."""
     from sqlalchemy import insert, select
 
     import flowgate.models  # noqa: F401  (every table, for the foreign keys)
@@ -77,6 +114,7 @@ async def seed(url: str, org_name: str, n: int, secret: str) -> list[tuple[str, 
         org_id = await session.scalar(select(Organization.id).where(Organization.name == org_name))
         assert org_id is not None
         rows, pairs = [], []
+        state = components_state(components) if components else None
         for i in range(n):
             gid = uuid.uuid4()
             token = opamp_token(gid, org_id, 30, secret)
@@ -92,6 +130,7 @@ async def seed(url: str, org_name: str, n: int, secret: str) -> list[tuple[str, 
                     "transport": "opamp-ws",
                     "extra_metadata": {},
                     "labels": {"bench": "yes"},
+                    "opamp_state": state,
                     "created_at": utcnow(),
                     "updated_at": utcnow(),
                 }
@@ -302,6 +341,7 @@ def api_only(http: httpx.Client, pid: int, args: argparse.Namespace) -> dict[str
         "bench": "deploy_fanout_api",
         "gateways": args.agents,
         "database": args.database,
+        "components_per_gateway": args.components,
         "api_ms": calls,
         "api_ms_median": sorted(calls)[len(calls) // 2],
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -359,6 +399,15 @@ def main() -> None:
         "--profile",
         metavar="FILE",
         help="record the server with py-spy from the API call to all applied (collapsed stacks)",
+    )
+    parser.add_argument(
+        "--components",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed every gateway's OpAMP state with N available components (one build's map), "
+        "as Collectors with ReportsAvailableComponents have; with --api-only, what checking "
+        "a deployment against them costs",
     )
     parser.add_argument("--output", type=Path, help="also write the JSON result to this file")
     args = parser.parse_args()
@@ -425,7 +474,7 @@ def main() -> None:
         http = httpx.Client(base_url=base, timeout=120)
         login = http.post("/api/v1/auth/login", json={"email": ADMIN, "password": password})
         http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        pairs = asyncio.run(seed(url, "default", args.agents, secret))
+        pairs = asyncio.run(seed(url, "default", args.agents, secret, args.components))
         if args.api_only:
             report(args, {**api_only(http, server.pid, args), "code": code})
             return
@@ -489,6 +538,7 @@ def main() -> None:
             {
                 "bench": "deploy_fanout",
                 "agents": args.agents,
+                "components_per_gateway": args.components,
                 "database": args.database,
                 "server_workers": args.server_workers,
                 "client": args.client,

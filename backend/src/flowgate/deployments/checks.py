@@ -22,6 +22,7 @@ from flowgate.configs.validation import (
     validate,
 )
 from flowgate.core.deps import SessionDep
+from flowgate.core.errors import GatewayNotFound
 from flowgate.core.routing import api_router
 from flowgate.core.schemas import RequestBody
 from flowgate.gateways import repository as gateways
@@ -59,7 +60,8 @@ class ValidateRequest(RequestBody):
         default_factory=list,
         max_length=1000,
         description="Also check against the components these gateways reported over OpAMP "
-        "(a gateway that reported none is not checked)",
+        "(the map their build reported under the same hash; a gateway that reported none is "
+        "not checked)",
     )
 
 
@@ -75,20 +77,23 @@ async def validate_config(
     """Check a configuration without storing it: YAML, the Collector's configuration shape
     and, with ``gateway_ids``, that each of those gateways has every component type it uses.
     200 when valid; 422 with every error and its line and column otherwise."""
-    targets = [
-        await gateways.get(session, access.org_id, gateway_id)
-        for gateway_id in dict.fromkeys(body.gateway_ids)
-    ]
+    # The components of each gateway as a deployment sees them: its build's map (by hash).
+    wanted = list(dict.fromkeys(body.gateway_ids))
+    targets = (
+        await gateways.deployment_targets(session, access.org_id, ids=wanted) if wanted else []
+    )
+    if len(targets) < len(wanted):
+        raise GatewayNotFound()
     result = await run_in_threadpool(validate, body.config_yaml)
     errors: list[ConfigError] = list(result.errors)
     if result.ok:
-        for gateway in targets:
-            state = gateway.opamp_state or {}
-            available = components_from_agent_state(state.get("available_components"))
+        for target in targets:
+            available = components_from_agent_state(target.available_components)
             if available is None:
                 continue
+            where = f"gateway {target.name!r} ({target.gateway_id})"
             errors += [
-                replace(e, message=f"gateway {gateway.name!r} ({gateway.id}): {e.message}")
+                replace(e, message=f"{where}: {e.message}")
                 for e in unavailable_components(result.components, available)
             ]
     if errors:

@@ -127,7 +127,8 @@ async def prepare(session: AsyncSession, org_id: uuid.UUID, body: DeploymentCrea
         canary: list[uuid.UUID] = []
         if strategy.canary_selector:
             canary_sel = selectors.parse(strategy.canary_selector)
-            canary = [t.gateway_id for t in found if canary_sel.matches(t.labels)]
+            chosen = await repository.matching_ids(session, org_id, canary_sel)
+            canary = [gid for gid in ordered if gid in chosen]
         try:
             batches = plan.plan(ordered, strategy.batches, canary)
         except plan.PlanError as exc:

@@ -231,6 +231,14 @@ def count_statement(org_id: uuid.UUID, selector: Selector) -> Select[tuple[int]]
     return select(selector.count_sql(org_id, total))
 
 
+async def matching_ids(
+    session: AsyncSession, org_id: uuid.UUID, selector: Selector
+) -> set[uuid.UUID]:
+    """The ids of the organisation's gateways the selector matches (from the label index)."""
+    query = select(Gateway.id).where(Gateway.org_id == org_id, selector.to_sql(Gateway.id, org_id))
+    return set((await session.scalars(query)).all())
+
+
 async def count_matching(session: AsyncSession, org_id: uuid.UUID, selector: Selector) -> int:
     """How many of the organisation's gateways the selector matches."""
     return int(await session.scalar(count_statement(org_id, selector)) or 0)
@@ -482,7 +490,6 @@ class TargetRow:
 
     gateway_id: uuid.UUID
     name: str
-    labels: dict[str, str]
     available_components: dict[str, Any] | None
 
 
@@ -494,12 +501,16 @@ async def deployment_targets(
     selector: Selector | None = None,
 ) -> list[TargetRow]:
     """The organisation's gateways among ``ids``, or matching ``selector``, or all of them, in
-    the stable rollout order (name, then id). Only the components part of the OpAMP state is
-    read, so this stays light for 100k gateways."""
-    components = Gateway.opamp_state["available_components"]
-    query = select(Gateway.id, Gateway.name, Gateway.labels, components).where(
-        Gateway.org_id == org_id
-    )
+    the stable rollout order (name, then id), with the components each reported.
+
+    A fleet runs a few builds of the Collector, and every agent of one build reports the same
+    component map under the same hash (tens of KiB for a contrib build). So only the hashes
+    are read per gateway, and each distinct map once, from one gateway that reported it in
+    full: with 250 components per gateway, reading every map made a 10k deployment take 6-8 s
+    instead of well under one."""
+    reported = Gateway.opamp_state["available_components"]
+    digest = reported["hash"].as_string()
+    query = select(Gateway.id, Gateway.name, digest).where(Gateway.org_id == org_id)
     if selector is not None:
         query = query.where(selector.to_sql(Gateway.id, org_id))
     rows: list[Any] = []
@@ -511,10 +522,21 @@ async def deployment_targets(
         rows.sort(key=lambda r: (r[1], r[0]))
     else:
         rows = list((await session.execute(query.order_by(Gateway.name, Gateway.id))).all())
-    return [
-        TargetRow(gid, name, dict(labels or {}), comps if isinstance(comps, dict) else None)
-        for gid, name, labels, comps in rows
-    ]
+    maps: dict[str, dict[str, Any] | None] = {}
+    for hash_hex in {h for _, _, h in rows if h}:
+        # Any gateway of the organisation that reported this map in full (one that has only
+        # sent the hash so far has ``components: null``).
+        found = await session.scalar(
+            select(reported)
+            .where(
+                Gateway.org_id == org_id,
+                digest == hash_hex,
+                reported["components"].as_string().is_not(None),
+            )
+            .limit(1)
+        )
+        maps[hash_hex] = found if isinstance(found, dict) else None
+    return [TargetRow(gid, name, maps.get(h) if h else None) for gid, name, h in rows]
 
 
 @dataclass(frozen=True)
