@@ -131,6 +131,7 @@ async def seed(
                     "extra_metadata": {},
                     "labels": {"bench": "yes"},
                     "opamp_state": state,
+                    "components_hash": state["available_components"]["hash"] if state else None,
                     "created_at": utcnow(),
                     "updated_at": utcnow(),
                 }

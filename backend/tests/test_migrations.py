@@ -198,3 +198,105 @@ def test_health_migration_backfills_counts_and_triggers_and_downgrades(
             from tests.support.server import drop_pg_database
 
             drop_pg_database(pg_name)
+
+
+def test_components_hash_migration_backfills_and_keeps_the_triggers(
+    backend: str, tmp_path: Path
+) -> None:
+    """0014 fills ``components_hash`` from each gateway's OpAMP state (none where the state has
+    no components); its downgrade drops the column without recreating the table, so the
+    health triggers of 0009 stay (a batch recreate on SQLite would lose them)."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from flowgate.core.db import UTCDateTime
+    from flowgate.core.migrate import alembic_config
+    from flowgate.gateways import triggers
+
+    url, pg_name = database_for(backend, tmp_path)
+    url = url or f"sqlite+aiosqlite:///{tmp_path / 'c.db'}"
+    now = datetime.now(UTC)
+    org_id = uuid.uuid4()
+    states: dict[str, object] = {
+        "reported": {"format": 1, "available_components": {"hash": "ab" * 32, "components": {}}},
+        "hash-only": {"available_components": {"hash": "cd" * 32, "components": None}},
+        "no-components": {"format": 1, "health": {"healthy": True}},
+        "rest": None,
+    }
+    orgs = sa.table(
+        "organizations",
+        sa.column("id", sa.Uuid()),
+        sa.column("name"),
+        sa.column("created_at", UTCDateTime()),
+    )
+    gws = sa.table(
+        "gateways",
+        *(sa.column(c) for c in ("instance_id", "name", "status", "transport")),
+        *(
+            sa.column(c, sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"))
+            for c in ("extra_metadata", "labels", "agent_labels", "manual_labels", "opamp_state")
+        ),
+        sa.column("id", sa.Uuid()),
+        sa.column("org_id", sa.Uuid()),
+        *(sa.column(c, UTCDateTime()) for c in ("created_at", "updated_at")),
+    )
+
+    async def run(fn: object) -> object:
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            result = await conn.run_sync(fn)  # type: ignore[arg-type]
+        await engine.dispose()
+        return result
+
+    def seed(conn: sa.Connection) -> None:
+        conn.execute(orgs.insert().values(id=org_id, name="o", created_at=now))
+        for name, state in states.items():
+            conn.execute(
+                gws.insert().values(
+                    id=uuid.uuid4(),
+                    org_id=org_id,
+                    instance_id=name,
+                    name=name,
+                    status="registered",
+                    transport="rest" if state is None else "opamp-ws",
+                    extra_metadata={},
+                    labels={},
+                    agent_labels={},
+                    manual_labels={},
+                    opamp_state=state,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+    def hashes(conn: sa.Connection) -> dict[str, str | None]:
+        return dict(conn.execute(sa.text("SELECT name, components_hash FROM gateways")).all())
+
+    def columns_and_triggers(conn: sa.Connection) -> tuple[set[str], set[str]]:
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("gateways")}
+        return columns, triggers.existing(conn)
+
+    try:
+        upgrade(url, "0013")
+        asyncio.run(run(seed))
+        upgrade(url)
+        assert asyncio.run(run(hashes)) == {
+            "reported": "ab" * 32,
+            "hash-only": "cd" * 32,
+            "no-components": None,
+            "rest": None,
+        }
+        command.downgrade(alembic_config(url), "0013")
+        columns, found = asyncio.run(run(columns_and_triggers))  # type: ignore[misc]
+        assert "components_hash" not in columns
+        assert found == set(triggers.NAMES)
+        upgrade(url)
+        assert asyncio.run(run(hashes))["reported"] == "ab" * 32  # type: ignore[index]
+    finally:
+        if pg_name:
+            from tests.support.server import drop_pg_database
+
+            drop_pg_database(pg_name)

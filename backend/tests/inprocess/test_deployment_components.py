@@ -45,7 +45,11 @@ async def _reported(inprocess: InProcess, gateway_id: str, available: dict[str, 
         await uow.session.execute(
             update(Gateway)
             .where(Gateway.id == uuid.UUID(gateway_id))
-            .values(opamp_state={"format": 1, "available_components": available})
+            # As the presence flush writes an agent's report: the state and its hash.
+            .values(
+                opamp_state={"format": 1, "available_components": available},
+                components_hash=available["hash"],
+            )
         )
         await uow.commit()
 

@@ -7,7 +7,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flowgate.core.db import Base, utcnow
@@ -76,6 +85,11 @@ class Gateway(Base):
     opamp_instance_uid: Mapped[str | None] = mapped_column(String(32), unique=True)
     #: The sans-I/O core's AgentState as JSON (description, health, effective config, ...).
     opamp_state: Mapped[dict[str, Any] | None]
+    #: ``opamp_state.available_components.hash``, kept beside it (written with it by the
+    #: presence flush): a deployment reads the hash of every target, and the state it comes
+    #: from is tens of KiB for a Collector that lists its components. Text: the agent chooses
+    #: the hash's length.
+    components_hash: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

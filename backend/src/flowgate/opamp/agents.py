@@ -241,6 +241,8 @@ class OpAMPAgents:
                 values["current_config_version"] = agent.desired_version
         if not changed <= _SEQUENCE_ONLY:  # a plain heartbeat leaves the snapshot alone
             values["opamp_state"] = state.snapshot_json(agent.updated, outcome.reports_json)
+        if "available_components" in changed:  # written with the snapshot that holds it
+            values["components_hash"] = (state.available_components or {}).get("hash")
         self.store.record(agent.gateway_id, agent.guard, metadata=metadata, **values)
 
     def _report_rollout(self, agent: Agent, rcs: dict[str, Any]) -> None:
