@@ -727,6 +727,21 @@ def test_known_components_cache_avoids_the_request() -> None:
     )
     assert not outcome.reply.flags & REPORT_AVAILABLE_COMPONENTS
     assert outcome.state.available_components == {"hash": h.hex(), "components": COMPONENTS_JSON}
+    # Shared, not copied: agents of one build hold one map (nested values are read-only).
+    assert outcome.state.available_components["components"] is COMPONENTS_JSON
+
+
+def test_a_map_sent_under_a_known_hash_is_the_known_one() -> None:
+    h = b"\x45" * 32
+    known = {h.hex(): COMPONENTS_JSON}
+    outcome = process(components_msg(0, h, with_map=True), None, known_components=known)
+    assert outcome.state.available_components is not None
+    assert outcome.state.available_components["components"] is COMPONENTS_JSON
+    # An unknown hash's map is decoded from the message, as before.
+    other = process(components_msg(0, b"\x46" * 32, with_map=True), None, known_components=known)
+    assert other.state.available_components is not None
+    assert other.state.available_components["components"] == COMPONENTS_JSON
+    assert other.state.available_components["components"] is not COMPONENTS_JSON
 
 
 # --- Remote config -----------------------------------------------------------------------------

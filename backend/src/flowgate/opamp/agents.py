@@ -21,7 +21,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -110,6 +110,10 @@ class Throttle:
 
 _SEQUENCE_ONLY = frozenset({"sequence"})
 
+#: How many builds' component maps an organisation's agents share at most (a fleet runs a
+#: few builds; a map of an older one is dropped first and learned again when reported).
+COMPONENT_MAPS_PER_ORG = 32
+
 #: RemoteConfigStatus -> rollout state of the gateway in the deployment that sent the config.
 _ROLLOUT_STATES = {
     "APPLYING": TargetState.applying,
@@ -134,6 +138,10 @@ class OpAMPAgents:
         #: The Collectors' own metrics received on this replica (recent points only).
         self.own_metrics = OwnMetrics()
         self._by_gateway: dict[uuid.UUID, Agent] = {}
+        #: Per organisation, the component maps its agents reported, by hash: agents of one
+        #: build share one map (in memory, and an agent that sends only the hash is not asked
+        #: for the map). Per organisation, so no agent's report reaches another's gateways.
+        self._components: dict[uuid.UUID, dict[str, Mapping[str, Any]]] = {}
         self.throttle = Throttle(settings.opamp_max_messages_per_second)
         self.connections = 0
         self.messages = 0
@@ -188,10 +196,13 @@ class OpAMPAgents:
             connection_settings=agent.offer,
             own_metrics=agent.own_metrics,
             duplicate=duplicate,
+            known_components=self._components.get(agent.org_id),
         )
         if outcome.rejected or outcome.stale:
             return outcome.reply
         agent.state = outcome.state
+        if "available_components" in outcome.changed:
+            self._share_components(agent)
         agent.last_seen = time.monotonic()
         agent.transport = transport
         if connection is not None and not duplicate and agent.connection is not connection:
@@ -329,7 +340,28 @@ class OpAMPAgents:
             self._drop(stale)
         self.agents[uid] = agent
         self._by_gateway[agent.gateway_id] = agent
+        self._share_components(agent)
         return agent
+
+    def _share_components(self, agent: Agent) -> None:
+        """Keep the agent's component map as its organisation's map for that hash, or, when
+        there is one already, hold that one instead of its own copy (a state restored from
+        the database, or a map sent before its peers')."""
+        state = agent.state
+        reported = state.available_components if state is not None else None
+        if state is None or not reported or not isinstance(reported.get("components"), dict):
+            return
+        digest = str(reported.get("hash") or "")
+        if not digest:
+            return
+        maps = self._components.setdefault(agent.org_id, {})
+        shared = maps.get(digest)
+        if shared is None:
+            if len(maps) >= COMPONENT_MAPS_PER_ORG:  # the oldest build's map goes first
+                maps.pop(next(iter(maps)))
+            maps[digest] = reported["components"]
+        elif shared is not reported["components"]:
+            state.available_components = {"hash": digest, "components": shared}
 
     def _drop(self, agent: Agent) -> None:
         if self.agents.get(agent.uid) is agent:

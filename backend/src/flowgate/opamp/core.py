@@ -1003,8 +1003,9 @@ def process(
     core that another live connection already uses this uid, which earns the agent a new
     one. ``own_metrics`` is where an agent with ``ReportsOwnMetrics`` should send its own
     metrics; it travels in ``connection_settings`` too (see :func:`_settings_offer`).
-    ``known_components`` maps a hex AvailableComponents hash to its component map,
-    learned from any agent, so agents of the same build need not each send the full map.
+    ``known_components`` maps a hex AvailableComponents hash to its component map, learned
+    from the agent's peers (the caller's choice: FlowGate's are the same organisation's), so
+    agents of the same build need not each send the full map, and all hold the same object.
 
     A message with an invalid ``instance_uid`` is rejected with a BAD_REQUEST
     ``error_response`` and leaves the state untouched; so is one with a changed report that
@@ -1186,7 +1187,15 @@ def _merge_available_components(
     cached = old.available_components
     request = False
     value: dict[str, Any]
-    if reported.components:
+    shared = known.get(digest) if known is not None else None
+    if cached is not None and cached.get("hash") == digest and cached.get("components"):
+        value = cached
+    elif shared:
+        # The map agents of this build reported already: one object shared by all of them
+        # (read-only, like every nested value here), not a copy per agent (a contrib build's
+        # map is tens of KiB as Python objects); a map sent again is not decoded again.
+        value = {"hash": digest, "components": shared}
+    elif reported.components:
         value = _checked(
             {
                 "hash": digest,
@@ -1197,10 +1206,6 @@ def _merge_available_components(
             },
             "available_components",
         )
-    elif cached is not None and cached.get("hash") == digest and cached.get("components"):
-        value = cached
-    elif known is not None and digest in known:
-        value = {"hash": digest, "components": copy.deepcopy(dict(known[digest]))}
     else:
         value = {"hash": digest, "components": None}
         # Ask once per hash per unbroken stream: an agent whose map really is empty answers
