@@ -2648,7 +2648,7 @@ export interface components {
             config_yaml: string;
             /**
              * Gateway Ids
-             * @description Also check against the components these gateways reported over OpAMP (a gateway that reported none is not checked)
+             * @description Also check against the components these gateways reported over OpAMP (the map their build reported under the same hash; a gateway that reported none is not checked)
              */
             gateway_ids?: string[];
         };
