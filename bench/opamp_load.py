@@ -189,7 +189,28 @@ def full_state(uid: bytes, seq: int, index: int, started_ns: int) -> opamp_pb2.A
         part.healthy = True
         part.status = "StatusOK"
         part.status_time_unix_nano = started_ns
+    if COMPONENTS is not None:
+        msg.available_components.CopyFrom(COMPONENTS)
     return msg
+
+
+#: ``--components``: the AvailableComponents every agent reports in its full state (one
+#: build's map, one hash), or None.
+COMPONENTS: opamp_pb2.AvailableComponents | None = None
+
+
+def components_report(count: int) -> opamp_pb2.AvailableComponents:
+    """A map of ``count`` components under one hash, as agents of one Collector build send."""
+    report = opamp_pb2.AvailableComponents(hash=b"\x5a" * 32)
+    kinds = ["receivers", "processors", "exporters", "extensions", "connectors"]
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        name = f"{kind[:-1]}{i:03d}"
+        entry = report.components[kind].sub_component_map[name]
+        where = f"github.com/open-telemetry/opentelemetry-collector-contrib/{kind[:-1]}/{name}"
+        entry.metadata.add(key="code.namespace").value.string_value = where
+        entry.metadata.add(key="version").value.string_value = "v0.135.0"
+    return report
 
 
 def heartbeat(uid: bytes, seq: int) -> opamp_pb2.AgentToServer:
@@ -283,6 +304,7 @@ class WorkerConfig:
     reply_timeout: float
     connect_timeout: float
     reconnect: bool = False  # take the offered OpAMP token; come back after a restart
+    components: int = 0  # report a map of this many available components (one build's)
 
 
 @dataclass
@@ -758,6 +780,9 @@ def worker_main(cfg: WorkerConfig, pipe: multiprocessing.connection.Connection) 
     if cfg.reconnect:  # every message of this process says it accepts the offered token
         global CAPABILITIES
         CAPABILITIES |= ACCEPTS_CONNECTION_SETTINGS
+    if cfg.components:
+        global COMPONENTS
+        COMPONENTS = components_report(cfg.components)
     import uvloop
 
     uvloop.run(Worker(cfg, pipe).run())
@@ -1346,6 +1371,7 @@ class Fleet:
                 reply_timeout=args.reply_timeout,
                 connect_timeout=args.connect_timeout,
                 reconnect=args.reconnect,
+                components=args.components,
             )
             proc = ctx.Process(target=worker_main, args=(cfg, child), name=f"bench-worker-{w}")
             proc.start()
@@ -1679,6 +1705,7 @@ def report(
             "agents": args.agents,
             "transport": args.transport,
             "heartbeat_s": args.heartbeat,
+            "components_per_agent": args.components,
             "duration_s": args.duration,
             "settle_s": args.settle,
             "connect_rate_per_s": args.connect_rate,
@@ -1797,6 +1824,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--floor-ws",
         help="uvicorn --ws implementation of the floor (default: the one flowgate serve uses)",
+    )
+    p.add_argument(
+        "--components",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every agent reports the same map of N available components in its full state "
+        "(one Collector build's), as Collectors with the OpAMP extension do",
     )
     p.add_argument("--output", type=Path, help="also write the JSON result to this file")
     p.add_argument(
