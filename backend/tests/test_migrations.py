@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -79,6 +80,42 @@ def _previous(revision: str) -> str:
     return down
 
 
+def _tables(*, last_seen: bool = False, opamp_state: bool = False) -> tuple[Any, Any]:
+    """Lightweight ``organizations`` and ``gateways`` tables for seeding rows at an older
+    revision (the models describe the newest schema)."""
+    import sqlalchemy as sa
+
+    from flowgate.core.db import UTCDateTime
+
+    orgs = sa.table(
+        "organizations",
+        sa.column("id", sa.Uuid()),
+        sa.column("name"),
+        sa.column("created_at", UTCDateTime()),
+    )
+    json_type = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+    json_columns = ["extra_metadata", "labels", "agent_labels", "manual_labels"]
+    dates = ["created_at", "updated_at"]
+    gws = sa.table(
+        "gateways",
+        *(sa.column(c) for c in ("instance_id", "name", "status", "transport")),
+        *(sa.column(c, json_type) for c in [*json_columns, *(["opamp_state"] * opamp_state)]),
+        sa.column("id", sa.Uuid()),
+        sa.column("org_id", sa.Uuid()),
+        *(sa.column(c, UTCDateTime()) for c in [*(["last_seen"] * last_seen), *dates]),
+    )
+    return orgs, gws
+
+
+async def _run_sync(url: str, fn: object) -> object:
+    """Run ``fn(connection)`` in one transaction on a fresh engine."""
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        result = await conn.run_sync(fn)  # type: ignore[arg-type]
+    await engine.dispose()
+    return result
+
+
 def test_health_migration_backfills_counts_and_triggers_and_downgrades(
     backend: str, tmp_path: Path
 ) -> None:
@@ -91,7 +128,6 @@ def test_health_migration_backfills_counts_and_triggers_and_downgrades(
     import sqlalchemy as sa
     from alembic import command
 
-    from flowgate.core.db import UTCDateTime
     from flowgate.core.migrate import alembic_config
     from flowgate.gateways import triggers
     from flowgate.gateways.health import compute_health
@@ -110,30 +146,10 @@ def test_health_migration_backfills_counts_and_triggers_and_downgrades(
         "broken": ("error", 10),
     }
     org_id = uuid.uuid4()
-    orgs = sa.table(
-        "organizations",
-        sa.column("id", sa.Uuid()),
-        sa.column("name"),
-        sa.column("created_at", UTCDateTime()),
-    )
-    gws = sa.table(
-        "gateways",
-        *(sa.column(c) for c in ("instance_id", "name", "status", "transport")),
-        *(
-            sa.column(c, sa.JSON())
-            for c in ("extra_metadata", "labels", "agent_labels", "manual_labels")
-        ),
-        sa.column("id", sa.Uuid()),
-        sa.column("org_id", sa.Uuid()),
-        *(sa.column(c, UTCDateTime()) for c in ("last_seen", "created_at", "updated_at")),
-    )
+    orgs, gws = _tables(last_seen=True)
 
     async def run(fn: object) -> object:
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            result = await conn.run_sync(fn)  # type: ignore[arg-type]
-        await engine.dispose()
-        return result
+        return await _run_sync(url, fn)
 
     def seed(conn: sa.Connection) -> None:
         conn.execute(orgs.insert().values(id=org_id, name="o", created_at=now))
@@ -212,7 +228,6 @@ def test_components_hash_migration_backfills_and_keeps_the_triggers(
     import sqlalchemy as sa
     from alembic import command
 
-    from flowgate.core.db import UTCDateTime
     from flowgate.core.migrate import alembic_config
     from flowgate.gateways import triggers
 
@@ -226,30 +241,10 @@ def test_components_hash_migration_backfills_and_keeps_the_triggers(
         "no-components": {"format": 1, "health": {"healthy": True}},
         "rest": None,
     }
-    orgs = sa.table(
-        "organizations",
-        sa.column("id", sa.Uuid()),
-        sa.column("name"),
-        sa.column("created_at", UTCDateTime()),
-    )
-    gws = sa.table(
-        "gateways",
-        *(sa.column(c) for c in ("instance_id", "name", "status", "transport")),
-        *(
-            sa.column(c, sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"))
-            for c in ("extra_metadata", "labels", "agent_labels", "manual_labels", "opamp_state")
-        ),
-        sa.column("id", sa.Uuid()),
-        sa.column("org_id", sa.Uuid()),
-        *(sa.column(c, UTCDateTime()) for c in ("created_at", "updated_at")),
-    )
+    orgs, gws = _tables(opamp_state=True)
 
     async def run(fn: object) -> object:
-        engine = create_engine(url)
-        async with engine.begin() as conn:
-            result = await conn.run_sync(fn)  # type: ignore[arg-type]
-        await engine.dispose()
-        return result
+        return await _run_sync(url, fn)
 
     def seed(conn: sa.Connection) -> None:
         conn.execute(orgs.insert().values(id=org_id, name="o", created_at=now))

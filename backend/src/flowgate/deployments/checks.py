@@ -79,9 +79,7 @@ async def validate_config(
     200 when valid; 422 with every error and its line and column otherwise."""
     # The components of each gateway as a deployment sees them: its build's map (by hash).
     wanted = list(dict.fromkeys(body.gateway_ids))
-    targets = (
-        await gateways.deployment_targets(session, access.org_id, ids=wanted) if wanted else []
-    )
+    targets = await gateways.deployment_targets(session, access.org_id, ids=wanted)
     if len(targets) < len(wanted):
         raise GatewayNotFound()
     result = await run_in_threadpool(validate, body.config_yaml)
